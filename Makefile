@@ -1,0 +1,63 @@
+# xfer: `make demo` runs the whole loop on embedded defaults; `make test` runs the test suite.
+# Both set everything up on a fresh machine first (venv + pinned torch from the local disk + apt).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.xfer-installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEMO_DIR ?= demo-work
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export MLFLOW_DISABLE_TELEMETRY := true
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+export PREFECT_LOGGING_LEVEL ?= WARNING
+
+.PHONY: setup sysdeps venv test test-fast integration reliability demo bench lint clean
+
+setup: sysdeps venv
+
+# System packages: the real dataset (Fashion-MNIST) and PostgreSQL for the MLflow integration tests.
+sysdeps:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist postgresql >/dev/null; \
+	fi
+
+venv: $(STAMP)
+
+# torch/torchvision come from this machine's disk (pip only; uv/poetry would download ~3 GB).
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[flows,server,dev]'
+	touch $(STAMP)
+
+# The default suite: unit, data, model, drift, flows, integration (real servers on 127.0.0.1),
+# reliability. `slow` tests run too (they fit CI's limit); `make test-fast` skips them.
+test: setup
+	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=900
+
+test-fast: setup
+	$(VENV)/bin/pytest -q -m "not slow and not integration"
+
+integration: setup
+	$(VENV)/bin/pytest -q -m integration
+
+reliability: setup
+	$(VENV)/bin/pytest -q -m reliability
+
+demo: setup
+	$(VENV)/bin/xfer demo --workdir $(DEMO_DIR)
+
+bench: setup
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: setup
+	$(VENV)/bin/ruff check xferlib flows tests bench
+	$(VENV)/bin/ruff format --check xferlib flows tests bench
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,270 @@
+"""params.yaml -> frozen, strict dataclasses.
+
+Configuration says *what* (this file); the environment says *where* (MLFLOW_TRACKING_URI,
+AWS_*, PREFECT_API_URL, XFER_ALERT_WEBHOOK). Every section rejects unknown keys, wrong types
+and out-of-range values at load time with a message that lists what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A params.yaml problem; the message names the key, the bad value and what is valid."""
+
+
+Strategy = Literal["scratch", "linear_probe", "full", "gradual_unfreeze", "lp_ft"]
+Device = Literal["auto", "cpu", "cuda"]
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Which dataset folder under <workdir>/data the pipeline trains on."""
+
+    dataset: str = "source"
+    max_pixels: int = 40_000_000  # decompression-bomb guard (PIL's default warns at ~89M)
+    min_side: int = 8  # smaller images (1x1 tracking pixels, icons) are quarantined
+    mode: Literal["RGB", "L"] = "RGB"
+    shard_size: int = 4096  # images per shard: DVC is slow on many small files
+
+
+@dataclass(frozen=True)
+class PrepareParams:
+    val_fraction: float = 0.1
+    labels_per_class: int | None = None  # few-label runs: keep this many train images per class
+    seed: int = 0
+
+    def check(self) -> None:
+        _range("prepare.val_fraction", self.val_fraction, 0.0, 0.9)
+        if self.labels_per_class is not None:
+            _range("prepare.labels_per_class", self.labels_per_class, 1, 10_000_000)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    backbone: str = "efficientnet_lite0"
+    pretrained: bool = True
+    weights: str | None = None  # local path or s3:// URI for torchvision backbones
+    image_size: int = 96
+
+    def check(self) -> None:
+        _range("model.image_size", self.image_size, 16, 1024)
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    strategy: Strategy = "linear_probe"
+    epochs: int = 10
+    lp_epochs: int = 5  # lp_ft: epochs of the linear-probe phase
+    batch_size: int = 64
+    lr_head: float = 1.0e-2
+    lr_backbone: float = 1.0e-4
+    layer_decay: float | None = None  # layer-wise LR decay (ULMFiT / BEiT); None = one backbone LR
+    weight_decay: float = 1.0e-4
+    label_smoothing: float = 0.0
+    augment: bool = True
+    unfreeze_every: int = 1  # gradual_unfreeze: epochs between unfreezing the next block
+    early_stopping_patience: int = 5
+    bn_adapt: bool = False  # re-estimate BatchNorm statistics on target images before training
+    device: Device = "auto"
+    precision: Precision = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    num_workers: int = 0
+    seed: int = 0
+
+    def check(self) -> None:
+        _range("finetune.epochs", self.epochs, 1, 10_000)
+        _range("finetune.lp_epochs", self.lp_epochs, 0, 10_000)
+        _range("finetune.batch_size", self.batch_size, 1, 65_536)
+        _range("finetune.lr_head", self.lr_head, 0.0, 10.0, low_open=True)
+        _range("finetune.lr_backbone", self.lr_backbone, 0.0, 10.0)
+        if self.layer_decay is not None:
+            _range("finetune.layer_decay", self.layer_decay, 0.0, 1.0, low_open=True)
+        _range("finetune.weight_decay", self.weight_decay, 0.0, 1.0)
+        _range("finetune.label_smoothing", self.label_smoothing, 0.0, 0.99)
+        _range("finetune.unfreeze_every", self.unfreeze_every, 1, 10_000)
+        _range("finetune.early_stopping_patience", self.early_stopping_patience, 1, 10_000)
+        _range("finetune.num_workers", self.num_workers, 0, 64)
+
+
+@dataclass(frozen=True)
+class RegistryParams:
+    model_name: str = "xfer-classifier"
+    primary_metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    min_improvement: float = 0.0  # challenger must beat champion on the new data by this much
+    max_forgetting: float = 0.01  # and may lose at most this much on the original ID holdout
+
+    def check(self) -> None:
+        _range("registry.min_improvement", self.min_improvement, -1.0, 1.0)
+        _range("registry.max_forgetting", self.max_forgetting, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class DriftParams:
+    alpha: float = 0.05  # false-alarm rate of the calibrated verdict on a clean window
+    min_window: int = 200  # fewer rows -> "insufficient_data", never "drift"
+    pca_components: int = 32
+    permutations: int = 200
+    consecutive_windows: int = 1  # drifted windows in a row before retraining
+    cooldown_minutes: float = 0.0  # no new retrain this soon after the last one
+    reference: Literal["latest", "all"] = "latest"  # which training data the reference holds
+    reference_size: int = 2000
+    seed: int = 0
+
+    def check(self) -> None:
+        _range("drift.alpha", self.alpha, 0.0, 0.5, low_open=True)
+        _range("drift.min_window", self.min_window, 2, 10_000_000)
+        _range("drift.pca_components", self.pca_components, 1, 4096)
+        _range("drift.permutations", self.permutations, 19, 100_000)
+        _range("drift.consecutive_windows", self.consecutive_windows, 1, 1000)
+        _range("drift.cooldown_minutes", self.cooldown_minutes, 0.0, 1e6)
+        _range("drift.reference_size", self.reference_size, 10, 10_000_000)
+
+
+@dataclass(frozen=True)
+class MonitorParams:
+    interval_minutes: float = 10.0
+    cron: str | None = None  # overrides interval_minutes when set
+
+
+@dataclass(frozen=True)
+class RetrainParams:
+    strategy: Strategy = "linear_probe"
+    epochs: int = 10
+    replay_size: int = 1000  # images of the old training set replayed against forgetting
+    bn_adapt: bool = False
+    warm_start: bool = True  # start from the champion's weights
+
+    def check(self) -> None:
+        _range("retrain.epochs", self.epochs, 1, 10_000)
+        _range("retrain.replay_size", self.replay_size, 0, 10_000_000)
+
+
+@dataclass(frozen=True)
+class DistributedParams:
+    nproc: int = 1
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+
+    def check(self) -> None:
+        _range("distributed.nproc", self.nproc, 1, 1024)
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams = field(default_factory=DataParams)
+    prepare: PrepareParams = field(default_factory=PrepareParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    finetune: FinetuneParams = field(default_factory=FinetuneParams)
+    registry: RegistryParams = field(default_factory=RegistryParams)
+    drift: DriftParams = field(default_factory=DriftParams)
+    monitor: MonitorParams = field(default_factory=MonitorParams)
+    retrain: RetrainParams = field(default_factory=RetrainParams)
+    distributed: DistributedParams = field(default_factory=DistributedParams)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """`section.key -> value`, for MLflow params."""
+        return {f"{s}.{k}": v for s, sec in self.to_dict().items() for k, v in sec.items()}
+
+    def replace(self, **overrides: Any) -> Params:
+        """`replace(finetune={"epochs": 3})`: a checked copy with some keys changed."""
+        raw = self.to_dict()
+        for section, values in overrides.items():
+            if section not in raw:
+                raise ConfigError(f"unknown params section {section!r}; valid: {sorted(raw)}")
+            raw[section].update(values)
+        return params_from_dict(raw)
+
+
+def _range(name: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+    bad = value < low or value > high or (low_open and value == low)
+    if bad:
+        lo = f"({low}" if low_open else f"[{low}"
+        raise ConfigError(f"{name}={value!r} is out of range; valid: {lo}, {high}]")
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return value in get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:  # YAML reads 1e-3 as a string: write 1.0e-3
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _describe(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(tp))
+    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def _section(cls: type, name: str, raw: Any) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params section {name!r} must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in fields(cls)]
+    for key, value in raw.items():
+        if key not in valid:
+            raise ConfigError(f"unknown key {name}.{key}; valid keys of {name!r}: {', '.join(valid)}")
+        tp = hints[key]
+        if not _type_ok(value, tp):
+            hint = " (write floats as 1.0e-3: YAML reads 1e-3 as a string)" if isinstance(value, str) else ""
+            raise ConfigError(f"{name}.{key}={value!r} has the wrong type; expected {_describe(tp)}{hint}")
+    if "float" in str(hints):  # ints given for float fields become floats
+        raw = {k: (float(v) if hints[k] is float else v) for k, v in raw.items()}
+    obj = cls(**raw)
+    if hasattr(obj, "check"):
+        obj.check()
+    return obj
+
+
+def params_from_dict(raw: dict[str, Any] | None) -> Params:
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ConfigError("params.yaml must be a mapping of sections")
+    hints = typing.get_type_hints(Params)
+    sections = [f.name for f in fields(Params)]
+    unknown = [k for k in raw if k not in sections]
+    if unknown:
+        raise ConfigError(f"unknown params section {unknown[0]!r}; valid sections: {', '.join(sections)}")
+    return Params(**{k: _section(hints[k], k, raw[k]) for k in raw})
+
+
+def load_params(path: str | Path) -> Params:
+    """Read and check a params.yaml; a missing file means all defaults."""
+    path = Path(path)
+    if not path.exists():
+        return Params()
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from exc
+    try:
+        return params_from_dict(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

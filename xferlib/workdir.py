@@ -1,0 +1,96 @@
+"""Where the embedded defaults live inside a work directory (`--workdir`, `XFER_HOME` or cwd).
+
+Nothing is created at import; `Workdir.ensure()` makes the folders when a stage needs them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Workdir:
+    root: Path
+
+    @staticmethod
+    def resolve(path: str | os.PathLike[str] | None = None) -> Workdir:
+        raw = path or os.environ.get("XFER_HOME") or os.getcwd()
+        return Workdir(Path(raw).expanduser().resolve())
+
+    # --- data (tracked by DVC) ---
+    def dataset(self, name: str) -> Path:
+        return self.root / "data" / name
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def dvc_remote(self) -> Path:
+        """Default local DVC remote (used when no remote is configured)."""
+        return Path(os.environ.get("XFER_DVC_REMOTE") or self.root / ".dvcstore")
+
+    # --- pipeline outputs (dvc.yaml stages) ---
+    @property
+    def prepared(self) -> Path:
+        return self.root / "prepared"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / ".xfer-cache"
+
+    # --- operations ---
+    @property
+    def monitoring(self) -> Path:
+        return self.root / "monitoring"
+
+    @property
+    def references(self) -> Path:
+        return self.root / "references"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def alerts(self) -> Path:
+        return self.root / "alerts.jsonl"
+
+    @property
+    def state(self) -> Path:
+        """Small JSON state files (retrain cool-down, drift streaks)."""
+        return self.root / "state"
+
+    @property
+    def params_file(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    def ensure(self) -> Workdir:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self
