@@ -110,9 +110,13 @@ def _cmd_retrain(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_demo(a: argparse.Namespace) -> dict[str, Any]:
-    from xferlib.stages import demo
+    if a.no_prefect:
+        from xferlib.stages import demo
 
-    return demo.run(a.workdir, quick=a.quick, keep=a.keep, orchestrate=not a.no_prefect, as_json=a.json)
+        return demo.run(a.workdir, quick=a.quick, keep=a.keep, as_json=a.json)
+    from flows import demo as flow_demo  # the orchestrated loop: a real Prefect server + runner
+
+    return flow_demo.run(a.workdir, quick=a.quick, keep=a.keep, as_json=a.json)
 
 
 def _cmd_serve(a: argparse.Namespace) -> dict[str, Any]:

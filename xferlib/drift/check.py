@@ -1,0 +1,162 @@
+"""`check_drift`: the calibrated verdict on one monitoring window, plus Evidently's view of it.
+
+Tests and their share of alpha (weighted Bonferroni, so a clean window alarms with probability at
+most `cfg.alpha` overall, whatever the dependence between tests). With F families present:
+- `embedding_mmd`: permutation MMD on `emb_*` ................................. alpha / F
+- `pred_chi2`: chi-square on predicted classes ................................ alpha / F
+- `max_softmax_ks`: KS on the model's confidence .............................. alpha / F
+- `<property>_ks`: KS on each image property (P of them) ................. alpha / (F * P)
+The window drifts if any test rejects at its threshold. Evidently's per-column report is computed
+alongside (for the HTML and the columns it flags) but never decides: its defaults are not
+calibrated (see FACTS.md and bench/drift_power.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from xferlib.config import DriftParams
+from xferlib.drift.features import MODEL_COLUMNS, PROPERTY_COLUMNS, feature_columns
+from xferlib.drift.stats import chi2_test, ks_test, mmd_test
+
+Status = Literal["drift", "no_drift", "insufficient_data"]
+
+
+class DriftInputError(ValueError):
+    """A monitoring window or reference the drift check cannot use; the message names the columns."""
+
+
+@dataclass(frozen=True)
+class TestResult:
+    statistic: float
+    p_value: float
+    threshold: float  # reject (drift) when p_value <= threshold
+    drift: bool
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    drift: bool
+    status: Status
+    window_size: int
+    reference_size: int
+    reference_version: str
+    tests: dict[str, TestResult]
+    drifted_columns: list[str]
+    evidently: dict[str, Any] = field(default_factory=dict)
+    report_html: str | None = None
+    report_json: str | None = None
+    report_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The CLI's `--json` object (and the saved report JSON)."""
+        return asdict(self)
+
+
+def check_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    cfg: DriftParams,
+    *,
+    reference_version: str,
+    out_dir: Path | None = None,
+    render: bool = True,
+) -> DriftReport:
+    """Compare one window of monitoring rows with the reference; see the module doc for the tests.
+
+    `render=False` skips Evidently (the fast path: ~0.1-0.5 s at 100k rows x 64 columns); with
+    `out_dir`, Evidently's HTML + JSON and this report's JSON are written there.
+    """
+    cols = _validate(reference, current)
+    report_id = _report_id(reference_version, current[cols], cfg)
+    if len(current) < cfg.min_window:
+        return DriftReport(
+            False, "insufficient_data", len(current), len(reference), reference_version, {}, [], report_id=report_id
+        )
+    tests = run_tests(reference[cols], current[cols], cfg)
+    drifted = [_column_of(name) for name, t in tests.items() if t.drift]
+    evid: dict[str, Any] = {}
+    html = json_path = None
+    if render:
+        from xferlib.drift.evidently_adapter import evidently_summary
+
+        evid = evidently_summary(reference[cols], current[cols], out_dir=out_dir, stem=f"drift-{report_id}")
+        html = evid.pop("html", None)
+        if out_dir is not None:
+            json_path = str(Path(out_dir) / f"drift-{report_id}.json")
+    drift = bool(drifted)
+    report = DriftReport(
+        drift, "drift" if drift else "no_drift", len(current), len(reference), reference_version,
+        tests, drifted, evid, html, json_path, report_id,
+    )  # fmt: skip
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    return report
+
+
+def run_tests(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftParams) -> dict[str, TestResult]:
+    """All calibrated tests on already-validated feature columns, thresholds summing to alpha."""
+    embs = [c for c in reference.columns if c.startswith("emb_")]
+    props = [c for c in PROPERTY_COLUMNS if c in reference.columns]
+    raw: dict[str, tuple[float, float, float]] = {}  # name -> (statistic, p, share of alpha)
+    families = sum(bool(f) for f in (embs, ["pred"], ["max_softmax"], props))
+    if embs:
+        stat, p = mmd_test(reference[embs].to_numpy(), current[embs].to_numpy(), cfg.permutations, cfg.seed)
+        raw["embedding_mmd"] = (stat, p, 1.0 / families)
+    raw["pred_chi2"] = (*chi2_test(reference["pred"].to_numpy(), current["pred"].to_numpy()), 1.0 / families)
+    stat, p = ks_test(reference["max_softmax"].to_numpy(), current["max_softmax"].to_numpy())
+    raw["max_softmax_ks"] = (stat, p, 1.0 / families)
+    for col in props:
+        stat, p = ks_test(reference[col].to_numpy(), current[col].to_numpy())
+        raw[f"{col}_ks"] = (stat, p, 1.0 / (families * len(props)))
+    return {
+        name: TestResult(stat, p, cfg.alpha * share, bool(p <= cfg.alpha * share))
+        for name, (stat, p, share) in raw.items()
+    }
+
+
+def _column_of(test_name: str) -> str:
+    return "embeddings" if test_name == "embedding_mmd" else test_name.rsplit("_", 1)[0]
+
+
+def _validate(reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
+    """The feature columns to test; raises DriftInputError naming what is empty, missing or NaN."""
+    if len(reference) == 0:
+        raise DriftInputError("the drift reference has no rows; rebuild it with build_reference()")
+    if len(current) == 0:
+        raise DriftInputError("the monitoring window has no rows; score some images before checking drift")
+    need = [c for c in MODEL_COLUMNS if c not in reference.columns]
+    if need:
+        raise DriftInputError(f"the drift reference lacks columns {need}; rebuild it with build_reference()")
+    cols = feature_columns(reference)
+    missing = [c for c in cols if c not in current.columns]
+    if missing:
+        raise DriftInputError(
+            f"the monitoring window lacks reference columns {_short(missing)}; score it with the reference's model and PCA"
+        )
+    for name, frame in (("reference", reference), ("monitoring window", current)):
+        bad = [c for c in cols if not pd.api.types.is_numeric_dtype(frame[c])]
+        nan = [c for c in cols if c not in bad and not np.isfinite(frame[c].to_numpy(dtype=np.float64)).all()]
+        if bad or nan:
+            what = f"non-numeric columns {_short(bad)}" if bad else f"NaN/inf in columns {_short(nan)}"
+            raise DriftInputError(f"the {name} has {what}; drop or re-score those rows before checking drift")
+    return cols
+
+
+def _short(cols: list[str], limit: int = 8) -> str:
+    return str(cols) if len(cols) <= limit else f"{cols[:limit]} (+{len(cols) - limit} more)"
+
+
+def _report_id(reference_version: str, current: pd.DataFrame, cfg: DriftParams) -> str:
+    """Content hash: checking the same window against the same reference twice gives the same id."""
+    h = hashlib.sha256(reference_version.encode())
+    h.update(pd.util.hash_pandas_object(current, index=False).to_numpy().tobytes())
+    h.update(json.dumps(asdict(cfg), sort_keys=True).encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,85 @@
+"""The drift reference stored with each model version: rows + PCA + a small JSON card.
+
+Layout of a reference directory (`references/<name>/v<N>/` in the workdir):
+`reference.parquet` (monitoring-frame rows), `pca.npz` (the projector, no pickle) and
+`reference.json` (model name/version, n, columns).
+
+Build it from rows the model was NOT fitted on (a validation split): a model is more confident on
+its own training rows, so a training-row reference makes `max_softmax` drift on every clean window.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from xferlib.config import DriftParams
+from xferlib.drift.features import PCAProjector, feature_columns, monitoring_frame
+
+REFERENCE_FILES = ("reference.parquet", "pca.npz", "reference.json")
+
+
+@dataclass(frozen=True)
+class Reference:
+    frame: pd.DataFrame
+    pca: PCAProjector
+    info: dict[str, Any]  # model_name, model_version, n, columns, feature_columns
+
+    @property
+    def version(self) -> str:
+        return f"{self.info.get('model_name', '?')}/v{self.info.get('model_version', '?')}"
+
+
+def build_reference(
+    out_dir: str | Path,
+    *,
+    probs: np.ndarray | torch.Tensor,
+    features: np.ndarray | torch.Tensor,
+    props: pd.DataFrame,
+    model_name: str,
+    model_version: str | int,
+    cfg: DriftParams,
+    pca: PCAProjector | None = None,
+    meta: pd.DataFrame | dict[str, Any] | None = None,
+) -> Reference:
+    """Write a reference directory; fits the PCA on `features` unless one (fitted on the
+    champion's training features) is given. Keeps at most `cfg.reference_size` rows (seeded)."""
+    feats = features.detach().cpu().float().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
+    pca = pca or PCAProjector.fit(feats, cfg.pca_components)
+    frame = monitoring_frame(probs, feats, pca, props, meta)
+    if len(frame) > cfg.reference_size:
+        keep = np.sort(np.random.default_rng(cfg.seed).choice(len(frame), cfg.reference_size, replace=False))
+        frame = frame.iloc[keep].reset_index(drop=True)
+    info = {
+        "model_name": model_name,
+        "model_version": str(model_version),
+        "n": len(frame),
+        "columns": list(frame.columns),
+        "feature_columns": feature_columns(frame),
+        "pca_components": pca.n_components,
+    }
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out / "reference.parquet", index=False)
+    pca.save(out / "pca.npz")
+    (out / "reference.json").write_text(json.dumps(info, indent=2) + "\n")
+    return Reference(frame, pca, info)
+
+
+def load_reference(ref_dir: str | Path) -> Reference:
+    """Read a reference directory written by `build_reference`."""
+    ref_dir = Path(ref_dir)
+    missing = [f for f in REFERENCE_FILES if not (ref_dir / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"drift reference {ref_dir} lacks {', '.join(missing)}; build it with build_reference() "
+            "(the train stage does this for each model version)"
+        )
+    info = json.loads((ref_dir / "reference.json").read_text())
+    return Reference(pd.read_parquet(ref_dir / "reference.parquet"), PCAProjector.load(ref_dir / "pca.npz"), info)

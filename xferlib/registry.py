@@ -1,0 +1,61 @@
+"""Model registry: candidates, the promotion gate, champion/challenger aliases, rollback, lineage.
+
+`decide_promotion` is pure; everything else talks to MLflow's registry (server or sqlite) through
+`registry_client.call_with_retries`. Aliases: `challenger` = the last registered candidate,
+`champion` = the version serving, `previous-champion` = the one it replaced (rollback target).
+
+Order of operations when a decision is applied (each step idempotent, so a crash is resumed by
+running `apply_decision` / `resume` again; see `decision_steps`):
+  1. challenger tags: decision, reasons, decision_id, `xfer.gate.status=applying` - the gate's
+     verdict is on record before any alias moves; "applying" marks an unfinished operation.
+  2. promote only: alias `previous-champion` -> the current champion (the rollback target exists
+     before the champion leaves it).
+  3. promote only: alias `champion` -> challenger: ONE atomic upsert, the commit point. Before it
+     the old champion serves, after it the new one; there is never no champion.
+  4. audit row (experiment `xfer-registry-audit`), written once per decision_id.
+  5. `xfer.gate.status=done` - last, so "applying" on any version means steps 2-4 may be missing.
+A version can only become champion after step 1 recorded `decision=promoted` for it.
+Rollback follows the same shape: tags (applying) -> champion -> previous-champion -> audit -> done.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from xferlib.registry_audit import AuditRow, history
+from xferlib.registry_client import TrackingUnavailable
+from xferlib.registry_gate import CandidateMetrics, PromotionDecision, decide_promotion
+from xferlib.registry_ops import (
+    apply_decision,
+    decision_steps,
+    register_candidate,
+    resume,
+    rollback,
+)
+from xferlib.registry_versions import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS,
+    VersionInfo,
+    champion_version,
+    get_version_info,
+    lineage,
+    resolve_uri,
+)
+
+if TYPE_CHECKING:
+    from xferlib.registry_predictor import Predictor
+
+__all__ = [
+    "CHALLENGER", "CHAMPION", "PREVIOUS", "AuditRow", "CandidateMetrics", "PromotionDecision",
+    "TrackingUnavailable", "VersionInfo", "apply_decision", "champion_version", "decide_promotion",
+    "decision_steps", "get_version_info", "history", "lineage", "load_predictor",
+    "register_candidate", "resolve_uri", "resume", "rollback",
+]  # fmt: skip
+
+
+def load_predictor(model_uri: str, tracking_uri: str) -> Predictor:
+    """Download a version's `xfer_model/`, verify its sha256 and load it (see registry_predictor)."""
+    from xferlib.registry_predictor import load_predictor as _load
+
+    return _load(model_uri, tracking_uri)

@@ -1,0 +1,210 @@
+"""Writing the registry: register a candidate, apply a gate decision, roll back, resume after a crash.
+
+The order of operations and why it is crash-safe is documented in `xferlib/registry.py`.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from typing import Literal
+
+from xferlib.registry_audit import AuditRow, history, write_audit
+from xferlib.registry_client import call_with_retries, mlflow_client
+from xferlib.registry_gate import CandidateMetrics, PromotionDecision
+from xferlib.registry_versions import (
+    CHALLENGER,
+    CHAMPION,
+    DECISION,
+    DECISION_ID,
+    LINEAGE_TAGS,
+    PREVIOUS,
+    REASONS,
+    REPLACED,
+    ROLLBACK_TO,
+    STATUS,
+    aliases,
+    champion_version,
+    drop_alias,
+    get_version_info,
+    set_alias,
+    tag_version,
+    unfinished_versions,
+)  # fmt: skip
+from xferlib.tracking import MODEL_SUBDIR, SHA_TAG
+
+
+def register_candidate(
+    tracking_uri: str, name: str, run_id: str, tags: dict[str, str] | None = None
+) -> str:
+    """Register the run's `xfer_model/` as a new version (alias `challenger`, gate pending).
+
+    Idempotent: if a version of `name` already comes from `run_id` (e.g. a retry after a lost
+    response) that version is returned and nothing new is created.
+    """
+    client = mlflow_client(tracking_uri)
+    run = call_with_retries(tracking_uri, f"read run {run_id}", lambda: client.get_run(run_id))
+    sha = run.data.tags.get(SHA_TAG)
+    if not sha:
+        raise ValueError(
+            f"run {run_id} has no {SHA_TAG} tag; log the model with Tracker.log_model before registering"
+        )
+    all_tags = {t: run.data.tags[t] for t in LINEAGE_TAGS if t in run.data.tags}
+    all_tags.update({**(tags or {}), SHA_TAG: sha, STATUS: "pending"})
+
+    def find_or_create() -> str:
+        if not client.search_registered_models(f"name = '{name}'"):
+            try:
+                client.create_registered_model(name)
+            except Exception as exc:  # created concurrently: fine
+                if "RESOURCE_ALREADY_EXISTS" not in str(getattr(exc, "error_code", "")):
+                    raise
+        found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        if found:
+            return str(min(int(v.version) for v in found))
+        mv = client.create_model_version(
+            name, f"runs:/{run_id}/{MODEL_SUBDIR}", run_id, tags=all_tags
+        )
+        return str(mv.version)
+
+    version = call_with_retries(tracking_uri, f"register {name}", find_or_create)
+    if get_version_info(tracking_uri, name, version).tags.get(STATUS) == "pending":
+        set_alias(tracking_uri, name, CHALLENGER, version)
+    return version
+
+
+Step = tuple[str, Callable[[], None]]
+
+
+def decision_steps(tracking_uri: str, name: str, decision: PromotionDecision) -> list[Step]:
+    """The ordered steps `apply_decision` runs (see the module docstring); each is idempotent.
+
+    Public so tests can stop after any prefix (a crash) and check the registry is still consistent.
+    """
+    version = decision.challenger.version
+    info = get_version_info(tracking_uri, name, version)
+    if info.tags.get(STATUS) == "done":
+        raise ValueError(
+            f"{name} v{version} was already gated ({info.tags.get(DECISION)}); register a new candidate"
+        )
+    others = [v.version for v in unfinished_versions(tracking_uri, name) if v.version != version]
+    if others:
+        raise RuntimeError(
+            f"{name} v{others[0]} has an unfinished registry operation; run registry.resume first"
+        )
+    now = aliases(tracking_uri, name)
+    current = now.get(CHAMPION)
+    resuming = info.tags.get(STATUS) == "applying"
+    before = now.get(PREVIOUS, "") if current == version else (current or "")
+    expected = decision.champion.version if decision.champion else None
+    if not resuming and current != expected:
+        raise RuntimeError(
+            f"{name}@champion is v{current} but the decision compared against v{expected}; re-run the gate"
+        )
+    promote = decision.action == "promote"
+    row = AuditRow(
+        model=name,
+        version=version,
+        action="promoted" if promote else "rejected",
+        champion_before=before,
+        champion_after=version if promote else before,
+        reasons=" | ".join(decision.reasons)[:5000],
+        decision_id=info.tags.get(DECISION_ID, "") if resuming else uuid.uuid4().hex,
+    )
+    record = {DECISION: row.action, REASONS: row.reasons, DECISION_ID: row.decision_id}
+    record.update({REPLACED: before} if promote else {})
+    record[STATUS] = "applying"  # written last of the step-1 tags: it is what marks the version
+    steps: list[Step] = [
+        ("record decision", lambda: tag_version(tracking_uri, name, version, record))
+    ]
+    if promote:
+        if before:
+            steps.append(
+                ("keep previous champion", lambda: set_alias(tracking_uri, name, PREVIOUS, before))
+            )
+        steps.append(("move champion", lambda: set_alias(tracking_uri, name, CHAMPION, version)))
+    steps.append(("write audit row", lambda: write_audit(tracking_uri, row) and None))
+    steps.append(("mark done", lambda: tag_version(tracking_uri, name, version, {STATUS: "done"})))
+    return steps
+
+
+def apply_decision(tracking_uri: str, name: str, decision: PromotionDecision) -> AuditRow:
+    """Apply a gate decision (promote or reject) in the crash-safe order; returns its audit row."""
+    for _label, step in decision_steps(tracking_uri, name, decision):
+        step()
+    return [r for r in history(tracking_uri, name) if r.version == decision.challenger.version][-1]
+
+
+def rollback(tracking_uri: str, name: str) -> AuditRow:
+    """Make `previous-champion` the champion again; its own predecessor becomes the new rollback
+    target (from the audit history), so repeated rollbacks walk back in time."""
+    if unfinished_versions(tracking_uri, name):
+        raise RuntimeError(
+            f"{name} has an unfinished registry operation; run registry.resume first"
+        )
+    now = aliases(tracking_uri, name)
+    current, target = now.get(CHAMPION), now.get(PREVIOUS)
+    if not current or not target:
+        raise LookupError(f"{name} has no {PREVIOUS} alias; nothing to roll back to")
+    row = AuditRow(
+        name,
+        current,
+        "rolled_back",
+        current,
+        target,
+        f"rollback v{current} -> v{target}",
+        uuid.uuid4().hex,
+    )
+    record = {DECISION: "rolled_back", DECISION_ID: row.decision_id, ROLLBACK_TO: target}
+    tag_version(tracking_uri, name, current, {**record, STATUS: "applying"})
+    _finish_rollback(tracking_uri, name, row)
+    return [r for r in history(tracking_uri, name) if r.decision_id == row.decision_id][-1]
+
+
+def _finish_rollback(tracking_uri: str, name: str, row: AuditRow) -> None:
+    set_alias(tracking_uri, name, CHAMPION, row.champion_after)  # the commit point
+    older = [
+        r.champion_before
+        for r in history(tracking_uri, name)
+        if r.action == "promoted" and r.version == row.champion_after
+    ]
+    if older and older[-1]:
+        set_alias(tracking_uri, name, PREVIOUS, older[-1])
+    else:
+        client = mlflow_client(tracking_uri)
+        call_with_retries(tracking_uri, "drop alias", lambda: drop_alias(client, name, PREVIOUS))
+    write_audit(tracking_uri, row)
+    tag_version(tracking_uri, name, row.version, {STATUS: "done"})
+
+
+def resume(tracking_uri: str, name: str) -> list[str]:
+    """Finish operations a crash left half-done (versions tagged `applying`); returns their versions."""
+    done = []
+    for info in unfinished_versions(tracking_uri, name):
+        decision_id = info.tags.get(DECISION_ID, "")
+        if info.tags.get(DECISION) == "rolled_back":
+            target = info.tags.get(ROLLBACK_TO, "")
+            row = AuditRow(
+                name,
+                info.version,
+                "rolled_back",
+                info.version,
+                target,
+                f"rollback v{info.version} -> v{target}",
+                decision_id,
+            )
+            _finish_rollback(tracking_uri, name, row)
+        else:
+            champ = champion_version(tracking_uri, name)
+            me = CandidateMetrics(info.version, math.nan, math.nan)
+            old = CandidateMetrics(champ, math.nan, math.nan) if champ else None
+            reasons = info.tags.get(REASONS, "").split(" | ")
+            action: Literal["promote", "reject"] = (
+                "promote" if info.tags.get(DECISION) == "promoted" else "reject"
+            )
+            decision = PromotionDecision(action, reasons, me, old, 0.0, 0.0)
+            for _label, step in decision_steps(tracking_uri, name, decision):
+                step()
+        done.append(info.version)
+    return done

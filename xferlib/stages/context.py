@@ -1,0 +1,39 @@
+"""What every stage needs: the work directory and its checked params."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xferlib.config import Params, load_params
+from xferlib.workdir import Workdir
+
+
+@dataclass(frozen=True)
+class Context:
+    wd: Workdir
+    params: Params
+
+    @staticmethod
+    def load(workdir: str | os.PathLike[str] | None, params_path: str | os.PathLike[str] | None = None) -> Context:
+        wd = Workdir.resolve(workdir)
+        return Context(wd, load_params(Path(params_path) if params_path else wd.params_file))
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write (tmp + rename): a crash never leaves half a file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    if not path.exists():
+        if default is not None:
+            return default
+        raise FileNotFoundError(f"{path} does not exist; run the stage that writes it first")
+    return json.loads(path.read_text())

@@ -1,0 +1,187 @@
+"""`xfer demo`: the whole loop on embedded defaults, offline, on real data.
+
+ingest the source domain -> train v1 -> champion -> stream production windows through score +
+monitor: clean windows (no alarm), then a shifted stream -> drift -> alert -> retraining with the
+labelled feedback of that stream -> challenger -> gate -> v2 champion -> the next shifted window no
+longer alarms. The steps are run by an orchestrator: `Direct` (plain calls, `--no-prefect`) here, or
+the Prefect one in flows/demo.py (a real server, a runner executing the retrain deployment).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from xferlib.stages import data, monitor, training, trigger
+from xferlib.stages.context import Context, read_json
+from xferlib.stages.demo_data import DemoConfig, DemoData, as_imageset, make_demo_data
+
+
+class Orchestrator(Protocol):
+    def ingest(self, src: Path, split: str | None) -> dict[str, Any]: ...
+    def train(self) -> dict[str, Any]: ...
+    def score(self, src: Path, window_id: str) -> dict[str, Any]: ...
+    def monitor(self, window_id: str, feedback: Path) -> dict[str, Any]: ...
+
+
+class Direct:
+    """Plain function calls: the same stages the flows call, without a Prefect server."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.wd = str(workdir)
+
+    def ingest(self, src: Path, split: str | None) -> dict[str, Any]:
+        return data.ingest(self.wd, src, split=split)
+
+    def train(self) -> dict[str, Any]:
+        data.prepare(self.wd)
+        return training.train(self.wd)
+
+    def score(self, src: Path, window_id: str) -> dict[str, Any]:
+        return monitor.score(self.wd, str(src), window_id=window_id)
+
+    def monitor(self, window_id: str, feedback: Path) -> dict[str, Any]:
+        report = monitor.drift(self.wd, window_id=window_id)
+        decision = trigger.decide(self.wd, report)
+        out: dict[str, Any] = {"report": report, "decision": decision}
+        if decision["retrain"]:
+            trigger.retrain_started(self.wd, report["report_id"], "")
+            try:
+                out["retrain"] = training.retrain(self.wd, feedback, drift_report=report["report_id"], feedback_id=window_id)
+            finally:
+                trigger.retrain_finished(self.wd, report["report_id"], "", result=out.get("retrain"))
+        return out
+
+
+class Progress:
+    def __init__(self, stream: Any) -> None:
+        self.t0, self.stream, self.stages = time.monotonic(), stream, {}
+
+    def step(self, name: str, msg: str, t_start: float) -> None:
+        dt = time.monotonic() - t_start
+        self.stages[name] = round(self.stages.get(name, 0.0) + dt, 2)
+        print(f"[{time.monotonic() - self.t0:6.1f}s] {msg} ({dt:.1f}s)", file=self.stream, flush=True)
+
+
+def setup_workdir(workdir: Path | None, cfg: DemoConfig, keep: bool) -> Path:
+    root = Path(workdir or "demo-work").resolve()
+    if root.exists() and not keep:
+        shutil.rmtree(root)
+    data.init(root)
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["model"]["image_size"] = cfg.image_size
+    raw["prepare"]["val_fraction"] = 0.1
+    raw["drift"].update(min_window=min(200, cfg.window), reference_size=min(2000, 10 * cfg.per_class_train))
+    raw["retrain"]["replay_size"] = 10 * cfg.per_class_train
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    return root
+
+
+def run_loop(root: Path, cfg: DemoConfig, orch: Orchestrator, progress: Progress) -> dict[str, Any]:
+    t = time.monotonic()
+    world = make_demo_data(root / "incoming", cfg)
+    progress.step("data", f"demo data: {cfg.per_class_train}/class source, {len(world.windows)} windows of {cfg.window}, shift {cfg.shift}@{cfg.severity}", t)
+    t = time.monotonic()
+    orch.ingest(world.source_train, None)
+    ing = orch.ingest(world.source_test, "test")
+    progress.step("ingest", f"ingested the source domain, data version {ing.get('data_version')}", t)
+    t = time.monotonic()
+    v1 = orch.train()
+    progress.step("train", f"trained v{v1['version']}: {v1['decision']['action']} (holdout acc {v1['accuracy']['holdout']:.3f})", t)
+    windows, retrains = [], []
+    for wid, folder, shifted in world.windows:
+        t = time.monotonic()
+        orch.score(folder, wid)
+        res = orch.monitor(wid, world.feedback)
+        rep, dec = res["report"], res["decision"]
+        action = "retrain" if dec["retrain"] else ("alarm, no retrain: " + dec["reason"] if rep["drift"] else "none")
+        windows.append({"window": wid, "shifted": shifted, "status": rep["status"], "action": action, "report_html": rep.get("report_html")})
+        progress.step("windows", f"window {wid}: {rep['status']} -> {action}", t)
+        if "retrain" in res:
+            r = res["retrain"]
+            retrains.append({"window": wid, "version": r["version"], "decision": r["decision"]["action"], "flow_run_id": r.get("flow_run_id", "")})
+            progress.step("retrain", f"retrained v{r['version']}: {r['decision']['action']} ({'; '.join(r['decision']['reasons'])})", time.monotonic())
+    return {"world": world, "windows": windows, "retrains": retrains, "v1": v1}
+
+
+def final_table(root: Path, world: DemoData, v1: str) -> dict[str, Any]:
+    """v1 vs the final champion on the clean and the shifted holdouts."""
+    from xferlib.evaluate import evaluate
+    from xferlib.registry import champion_version, load_predictor
+
+    ctx = Context.load(root)
+    label_map = read_json(ctx.wd.prepared / "label_map.json")
+    name = ctx.params.registry.model_name
+    champ = str(champion_version(ctx.wd.mlflow_uri, name))
+    acc: dict[str, dict[str, float]] = {}
+    for version in dict.fromkeys([v1, champ]):
+        pred = load_predictor(f"models:/{name}/{version}", ctx.wd.mlflow_uri)
+        acc[version] = {
+            split: evaluate(pred.model, as_imageset(*arrays, label_map), pred.class_names).accuracy
+            for split, arrays in (("clean", world.clean_test), ("shifted", world.shifted_test))
+        }
+    return {"champion_version": champ, "accuracy": acc}
+
+
+def summarise(root: Path, loop: dict[str, Any], table: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from xferlib.alerts import read_alerts
+    from xferlib.versioning import data_version
+
+    acc, v1, champ = table["accuracy"], str(loop["v1"]["version"]), table["champion_version"]
+    lost = acc[v1]["clean"] - acc[v1]["shifted"]
+    recovered = (acc[champ]["shifted"] - acc[v1]["shifted"]) / lost if lost > 0 else 0.0
+    datasets = sorted(p.name for p in (root / "data").iterdir() if p.is_dir())
+    return {
+        "workdir": str(root),
+        "windows": [{"window": w["window"], "status": w["status"], "action": w["action"]} for w in loop["windows"]],
+        "retrains": loop["retrains"],
+        "champion_version": champ,
+        "accuracy": acc,
+        "recovered_fraction": round(recovered, 3),
+        "clean_change": round(acc[champ]["clean"] - acc[v1]["clean"], 4),
+        "data_versions": {d: str(data_version(root, root / "data" / d)) for d in datasets},
+        "alerts": [{"kind": a.get("kind"), "model_version": a.get("model_version"), "message": a.get("message")} for a in read_alerts(root / "alerts.jsonl")],
+        "stage_seconds": progress.stages,
+        "seconds": round(time.monotonic() - progress.t0, 1),
+        "mlflow_ui": f"mlflow ui --backend-store-uri sqlite:///{root}/mlflow.db --host 127.0.0.1",
+        "drift_reports": sorted(str(p) for p in (root / "reports").glob("*/*.html")),
+    }
+
+
+def print_table(s: dict[str, Any], stream: Any) -> None:
+    p = lambda *a: print(*a, file=stream)  # noqa: E731
+    p("\nwindow            verdict              action")
+    for w in s["windows"]:
+        p(f"{w['window']:<17} {w['status']:<20} {w['action']}")
+    p("\nmodel  clean acc  shifted acc")
+    for v, a in s["accuracy"].items():
+        p(f"v{v:<5} {a['clean']:9.3f}  {a['shifted']:11.3f}")
+    p(f"\nchampion: v{s['champion_version']}; recovered {100 * s['recovered_fraction']:.0f}% of the shifted-domain loss; clean change {100 * s['clean_change']:+.1f} pts")
+    p("data versions: " + ", ".join(f"{k}={v}" for k, v in s["data_versions"].items()))
+    p(f"alerts: {len(s['alerts'])} (see {s['workdir']}/alerts.jsonl); loop took {s['seconds']}s")
+    p(f"MLflow UI: {s['mlflow_ui']}")
+    if s["drift_reports"]:
+        p(f"drift report: {s['drift_reports'][-1]}")
+
+
+def run(workdir: str | None, *, quick: bool = False, keep: bool = False, orchestrate: bool = False, as_json: bool = False, orchestrator: Any = None) -> dict[str, Any]:
+    cfg = DemoConfig.quick() if quick else DemoConfig()
+    stream = sys.stderr if as_json else sys.stdout
+    progress = Progress(stream)
+    root = setup_workdir(Path(workdir) if workdir else None, cfg, keep)
+    orch = orchestrator(root) if orchestrator else Direct(root)
+    loop = run_loop(root, cfg, orch, progress)
+    t = time.monotonic()
+    table = final_table(root, loop["world"], str(loop["v1"]["version"]))
+    progress.step("final_eval", "evaluated v1 and the champion on the clean and shifted holdouts", t)
+    summary = summarise(root, loop, table, progress)
+    (root / "demo-summary.json").write_text(json.dumps(summary, indent=2))
+    if not as_json:
+        print_table(summary, stream)
+    return summary if as_json else {}

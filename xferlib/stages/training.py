@@ -1,0 +1,186 @@
+"""Training stages: train (+ register and gate), evaluate, retrain from the champion."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from xferlib.data.imageset import ImageSet
+from xferlib.stages.context import Context, read_json, write_json
+
+PathLike = str | os.PathLike[str] | None
+
+
+def load_split(ctx: Context, split: str, dataset: str | None = None, prepared: Path | None = None) -> ImageSet:
+    """The images of one prepared split as an ImageSet (labels through the label map)."""
+    from xferlib.data.shards import load_imageset, read_manifest
+
+    prepared = prepared or ctx.wd.prepared
+    splits = pd.read_parquet(prepared / "splits.parquet")
+    label_map = read_json(prepared / "label_map.json")
+    ds = ctx.wd.dataset(dataset or ctx.params.data.dataset)
+    manifest = read_manifest(ds).drop_duplicates("sha256").set_index("sha256")
+    rows = manifest.loc[splits.loc[splits["split"] == split, "sha256"]].reset_index()
+    unknown = sorted(set(rows["label"]) - set(label_map))
+    if unknown:
+        raise ValueError(f"labels {unknown} are not in the label map {sorted(label_map)}; re-run prepare")
+    return load_imageset(ds, rows, label_map=label_map)
+
+
+def build_model(ctx: Context, num_classes: int) -> Any:
+    from xferlib.models import Classifier, create_backbone
+
+    m, ft = ctx.params.model, ctx.params.finetune
+    pretrained = m.pretrained and ft.strategy != "scratch"
+    backbone = create_backbone(m.backbone, pretrained=pretrained, weights=m.weights, image_size=m.image_size)
+    return Classifier(backbone, num_classes)
+
+
+def _fit(ctx: Context, model: Any, train: ImageSet, val: ImageSet | None, cfg: Any, **kw: Any) -> Any:
+    from xferlib.finetune import fine_tune
+
+    return fine_tune(model, train, val, cfg, feature_cache=ctx.wd.cache / "features", **kw)
+
+
+def train(
+    workdir: PathLike,
+    params_path: str | None = None,
+    *,
+    resume: bool = False,
+    register: bool = True,
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """`dvc.yaml` stage train; with `register`, also the tracked run, registration, gate and reference."""
+    from xferlib import versioning
+    from xferlib.models.io import save_model
+
+    ctx = Context.load(workdir, params_path)
+    label_map = read_json(ctx.wd.prepared / "label_map.json")
+    classes = sorted(label_map, key=label_map.get)
+    train_set, val_set = load_split(ctx, "train"), load_split(ctx, "val")
+    model = build_model(ctx, len(classes))
+    data_version = str(versioning.data_version(ctx.wd.root, ctx.wd.dataset(ctx.params.data.dataset)))
+    extra = {"data_version": data_version, "strategy": ctx.params.finetune.strategy}
+    if not register:
+        result = _fit(ctx, model, train_set, val_set, ctx.params.finetune, checkpoint_dir=ctx.wd.checkpoints, resume=resume)
+        save_model(model, ctx.wd.model_dir, classes, extra)
+        write_json(ctx.wd.model_dir / "train.json", result.to_dict())
+        return {"train": result.to_dict(), "data_version": data_version, "registered": False}
+
+    from xferlib.stages import gate
+
+    with gate.open_run(ctx, run_name=f"train-{ctx.params.finetune.strategy}", tags={**(tags or {}), "xfer.data_version": data_version}) as run:
+        result = _fit(
+            ctx, model, train_set, val_set, ctx.params.finetune,
+            checkpoint_dir=ctx.wd.checkpoints, resume=resume, on_epoch=lambda e, m: run.log_metrics(e, m),
+        )
+        save_model(model, ctx.wd.model_dir, classes, extra)
+        write_json(ctx.wd.model_dir / "train.json", result.to_dict())
+        holdout = load_split(ctx, "test")
+        outcome = gate.register_and_gate(
+            ctx, run, model, classes, new=holdout, holdout=holdout, model_dir=ctx.wd.model_dir,
+            reference_images=train_set, lineage={"xfer.data_version": data_version, **(tags or {})},
+        )
+    return {"train": result.to_dict(), "data_version": data_version, "registered": True, **outcome}
+
+
+def evaluate(workdir: PathLike, params_path: str | None = None) -> dict[str, Any]:
+    """`dvc.yaml` stage evaluate: metrics/eval.json + plots for the trained model on the test split."""
+    from xferlib.evaluate import evaluate as run_eval
+    from xferlib.evaluate import write_eval
+    from xferlib.models.io import load_model
+
+    ctx = Context.load(workdir, params_path)
+    model, meta = load_model(ctx.wd.model_dir)
+    result = run_eval(model, load_split(ctx, "test"), meta["class_names"])
+    write_eval(result, ctx.wd.metrics / "eval.json", ctx.wd.plots)
+    return result.to_dict()
+
+
+def retrain(
+    workdir: PathLike,
+    feedback: Path,
+    params_path: str | None = None,
+    *,
+    drift_report: str | None = None,
+    flow_run_id: str | None = None,
+    feedback_id: str | None = None,
+) -> dict[str, Any]:
+    """Warm-start from the champion on labelled feedback + a replay of the old training set, then gate.
+
+    The gate compares challenger and champion on the old ID holdout *and* on the feedback's own
+    holdout: both must hold. The reference moves to the feedback data when the challenger wins.
+    """
+    from xferlib import versioning
+    from xferlib.stages import gate
+    from xferlib.stages.data import ingest, make_splits
+
+    ctx = Context.load(workdir, params_path)
+    rp, p = ctx.params.retrain, ctx.params
+    name = f"feedback-{feedback_id or time.strftime('%Y%m%d-%H%M%S')}"
+    ingested = ingest(ctx.wd.root, feedback, dataset=name, source=f"feedback:{feedback}")
+    if not ingested.get("data_version"):
+        raise ValueError(f"feedback {feedback} holds no valid labelled image; see {ctx.wd.quarantine}")
+    fb_dir = ctx.wd.root / "prepared-feedback" / name
+    _prepare_feedback(ctx, name, fb_dir, make_splits)
+    fb_train, fb_val, fb_test = (load_split(ctx, s, dataset=name, prepared=fb_dir) for s in ("train", "val", "test"))
+    replay = _replay(ctx, rp.replay_size)
+    champion, champ_version = gate.load_champion_model(ctx)
+    model = champion if rp.warm_start else build_model(ctx, champion.head.out_features)
+    if rp.bn_adapt:
+        from xferlib.finetune import bn_adapt
+
+        bn_adapt(model, fb_train)
+    cfg = dataclasses.replace(p.finetune, strategy=rp.strategy, epochs=rp.epochs)
+    data_version = f"{ingested['data_version']}+{versioning.data_version(ctx.wd.root, ctx.wd.dataset(p.data.dataset))}"
+    lineage = {
+        "xfer.data_version": data_version, "xfer.parent_version": str(champ_version),
+        "xfer.drift_report": drift_report or "", "xfer.flow_run_id": flow_run_id or "",
+    }
+    classes = read_json(ctx.wd.prepared / "label_map.json")
+    classes = sorted(classes, key=classes.get)
+    out_dir = ctx.wd.root / "models" / name
+    from xferlib.models.io import save_model
+
+    with gate.open_run(ctx, run_name=f"retrain-{name}", tags=lineage) as run:
+        result = _fit(ctx, model, ImageSet.concat([replay, fb_train]), ImageSet.concat([load_split(ctx, "val"), fb_val]),
+                      cfg, on_epoch=lambda e, m: run.log_metrics(e, m))
+        save_model(model, out_dir, classes, {"data_version": data_version, "strategy": cfg.strategy})
+        outcome = gate.register_and_gate(
+            ctx, run, model, classes, new=fb_test, holdout=load_split(ctx, "test"), model_dir=out_dir,
+            reference_images=fb_train if p.drift.reference == "latest" else ImageSet.concat([replay, fb_train]),
+            lineage=lineage,
+        )
+    return {"feedback_dataset": name, "data_version": data_version, "parent_version": champ_version,
+            "train": result.to_dict(), **outcome}
+
+
+def _prepare_feedback(ctx: Context, name: str, out: Path, make_splits: Any) -> None:
+    from xferlib.data.shards import read_manifest
+
+    labels = read_json(ctx.wd.prepared / "label_map.json")
+    manifest = read_manifest(ctx.wd.dataset(name))
+    unknown = sorted(set(manifest["label"].dropna()) - set(labels))
+    if unknown:
+        raise ValueError(f"feedback labels {unknown} are not classes of the champion {sorted(labels)}")
+    manifest = manifest.assign(split=None)  # the feedback's own holdout is carved here
+    splits = make_splits(manifest, 0.3, None, ctx.params.prepare.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    splits.to_parquet(out / "splits.parquet", index=False)
+    write_json(out / "label_map.json", labels)
+
+
+def _replay(ctx: Context, size: int) -> ImageSet:
+    """A class-stratified random sample of the old training set, against forgetting."""
+    import torch
+
+    old = load_split(ctx, "train")
+    if size >= len(old):
+        return old
+    g = torch.Generator().manual_seed(ctx.params.prepare.seed)
+    return old.subset(torch.randperm(len(old), generator=g)[:size])
