@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from xferlib.registry_client import call_with_retries, ensure_experiment, mlflow_client
@@ -44,8 +45,14 @@ class AuditRow:
     timestamp_ns: int = 0
     audit_run_id: str = ""
 
+    @property
+    def timestamp(self) -> str:
+        """UTC ISO-8601 time of the event."""
+        stamp = datetime.fromtimestamp(self.timestamp_ns / 1e9, tz=UTC)
+        return stamp.isoformat(timespec="milliseconds")
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "timestamp": self.timestamp}
 
 
 def _tags(row: AuditRow) -> dict[str, str]:

@@ -62,6 +62,26 @@ class Predictor:
         return Prediction(labels, probs, self.class_names)
 
 
+class ServingModule(torch.nn.Module):
+    """A classifier with its preprocessing baked in, for MLflow's pytorch flavour: uint8 in, logits out."""
+
+    def __init__(self, classifier: torch.nn.Module, preprocess: Preprocess):
+        super().__init__()
+        self.classifier = classifier
+        size, mean, std = preprocess.image_size, preprocess.mean, preprocess.std
+        self.image_size = size
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float() / 255.0
+        size = (self.image_size, self.image_size)
+        x = torch.nn.functional.interpolate(
+            x, size=size, mode="bilinear", antialias=True, align_corners=False
+        )
+        return self.classifier((x - self.mean) / self.std)
+
+
 def download_model_dir(tracking_uri: str, run_id: str, dst: Path) -> Path:
     """Copy the run's `xfer_model/` (model.pt + model.json) into `dst`; returns the local folder."""
     client = mlflow_client(tracking_uri)

@@ -211,7 +211,9 @@ class Tracker:
         """Log the xfer model dir under `xfer_model/` and tag the run with the weights' sha256.
 
         With `pytorch_flavor=True` the module (preprocessing included: uint8 in, logits out) is also
-        logged as an MLflow pytorch model named "model" for `mlflow models serve`. Returns the sha256.
+        logged as an MLflow pytorch model named "model" for `mlflow models serve`; a module with a
+        `preprocess` attribute (a Classifier) is wrapped so the logged model takes uint8 images.
+        Returns the sha256.
         """
         weights = Path(model_dir) / "model.pt"
         if not weights.is_file():
@@ -233,6 +235,11 @@ class Tracker:
         import mlflow
         import mlflow.pytorch
 
+        from xferlib.registry_predictor import ServingModule
+
+        preprocess = getattr(module, "preprocess", None)
+        if preprocess is not None:
+            module = ServingModule(module, preprocess)
         reqs = [f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"]
         with _fluent_target(self.tracking_uri, self.experiment_id):
             self._call(

@@ -74,7 +74,7 @@ def track(root: Path | str, dataset_dir: Path | str) -> DataVersion:
     """`dvc add` a dataset folder and commit its .dvc file; returns the new data version."""
     root = Path(root).resolve()
     rel = _relative(root, dataset_dir)
-    _dvc(root, "add", "-q", rel)
+    _dvc(root, "add", rel)  # not -q: it also silences errors
     parent = Path(rel).parent
     _commit(root, f"xfer: track {rel}", [f"{rel}.dvc", (parent / ".gitignore").as_posix()])
     return data_version(root, dataset_dir)
@@ -99,23 +99,18 @@ def data_version(root: Path | str, dataset_dir: Path | str) -> DataVersion:
 def push(root: Path | str, targets: Sequence[Path | str] = (), retries: int = 3, backoff: float = 1.0) -> None:
     """`dvc push` (all tracked data, or `targets`), retrying transient failures with backoff."""
     root = Path(root).resolve()
-    _with_retries(root, ["push", "-q", *[_relative(root, t) for t in targets]], retries, backoff)
+    _with_retries(root, ["push", *[_relative(root, t) for t in targets]], retries, backoff)
 
 
 def pull(root: Path | str, targets: Sequence[Path | str] = (), retries: int = 3, backoff: float = 1.0) -> None:
     """`dvc pull` (all tracked data, or `targets`) from the default remote."""
     root = Path(root).resolve()
-    _with_retries(root, ["pull", "-q", *[_relative(root, t) for t in targets]], retries, backoff)
+    _with_retries(root, ["pull", *[_relative(root, t) for t in targets]], retries, backoff)
 
 
 def remote_url(root: Path | str) -> str:
     """The URL of the default DVC remote ('' if none is configured)."""
-    out = _dvc(Path(root), "remote", "list", check=False)
-    for line in out.splitlines():
-        name, _, url = line.partition("\t") if "\t" in line else line.partition(" ")
-        if name.strip() == REMOTE_NAME:
-            return url.strip()
-    return ""
+    return _dvc(Path(root), "config", f"remote.{REMOTE_NAME}.url", check=False).strip()
 
 
 def _with_retries(root: Path, args: list[str], retries: int, backoff: float) -> None:
@@ -146,10 +141,8 @@ def _ignore(root: Path, pattern: str) -> None:
 
 
 def _relative(root: Path, path: Path | str) -> str:
-    p = Path(path)
-    p = p if p.is_absolute() else root / p
     try:
-        return p.resolve().relative_to(root).as_posix()
+        return Path(path).resolve().relative_to(root).as_posix()
     except ValueError:
         raise VersioningError(f"{path} is outside the repo {root}; keep datasets under the workdir") from None
 

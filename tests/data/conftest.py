@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import struct
 import zlib
@@ -76,6 +77,22 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
         (folder / name).write_bytes(data)
 
 
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The real IDX layout: 00 00, dtype 0x08 (uint8), ndim, big-endian uint32 sizes, data."""
+    head = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return head + array.astype(np.uint8).tobytes()
+
+
+def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray, gz: bool = True) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind, arr in (("images-idx3", images), ("labels-idx1", labels)):
+        name = f"{prefix}-{kind}-ubyte"
+        if gz:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(idx_bytes(arr)))
+        else:
+            (folder / name).write_bytes(idx_bytes(arr))
+
+
 @pytest.fixture
 def params() -> DataParams:
     return DataParams(shard_size=4)
@@ -92,4 +109,6 @@ def img() -> SimpleNamespace:
         bad_files=bad_files,
         good_files=good_files,
         write_files=write_files,
+        idx_bytes=idx_bytes,
+        write_idx=write_idx,
     )

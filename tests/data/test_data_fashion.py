@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import struct
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,35 +15,19 @@ from xferlib.data.fashion import (
 )
 
 
-def idx_bytes(array: np.ndarray) -> bytes:
-    """The real IDX layout: 00 00, dtype 0x08 (uint8), ndim, big-endian uint32 sizes, data."""
-    head = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return head + array.astype(np.uint8).tobytes()
-
-
-def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray, gz: bool = True) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for kind, arr in (("images-idx3", images), ("labels-idx1", labels)):
-        name = f"{prefix}-{kind}-ubyte"
-        if gz:
-            (folder / f"{name}.gz").write_bytes(gzip.compress(idx_bytes(arr)))
-        else:
-            (folder / name).write_bytes(idx_bytes(arr))
-
-
 @pytest.mark.parametrize("gz", [True, False])
-def test_read_idx_round_trips_gzip_and_raw(tmp_path, gz):
+def test_read_idx_round_trips_gzip_and_raw(tmp_path, img, gz):
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), np.arange(5, dtype=np.uint8)
-    write_idx(tmp_path, "t10k", images, labels, gz=gz)
+    img.write_idx(tmp_path, "t10k", images, labels, gz=gz)
     suffix = ".gz" if gz else ""
     assert np.array_equal(read_idx(tmp_path / f"t10k-images-idx3-ubyte{suffix}"), images)
     assert np.array_equal(read_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", limit=3), labels[:3])
     assert is_idx_source(tmp_path) and not is_idx_source(tmp_path / "nothing")
 
 
-def test_read_idx_rejects_truncated_and_foreign_files(tmp_path):
-    (tmp_path / "short").write_bytes(idx_bytes(np.zeros((4, 28, 28)))[:-10])
+def test_read_idx_rejects_truncated_and_foreign_files(tmp_path, img):
+    (tmp_path / "short").write_bytes(img.idx_bytes(np.zeros((4, 28, 28)))[:-10])
     with pytest.raises(ValueError, match="truncated"):
         read_idx(tmp_path / "short")
     (tmp_path / "png").write_bytes(b"\x89PNG\r\n\x1a\n")

@@ -13,8 +13,6 @@ from xferlib.data.fashion import FASHION_CLASSES
 from xferlib.data.ingest import ingest, scan_folder
 from xferlib.data.shards import load_imageset, read_manifest
 
-from .test_data_fashion import write_idx
-
 
 def snapshot(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if not p.is_symlink()}
@@ -88,7 +86,7 @@ def test_odd_file_names_hidden_files_and_outside_symlinks(tmp_path, img, params)
     img.write_files(outside, {"secret.png": img.encode(img.rgb(99))})
     os.symlink(outside / "secret.png", src / "cls" / "link.png")
     os.symlink(outside, src / "cls" / "linkdir")
-    os.symlink(src / "cls" / "with space.png", src / "cls" / "inside-link.png")
+    os.symlink(src / "cls" / "with space.png", src / "cls" / "zz-inside-link.png")  # sorted after its target
     result = run(tmp_path, src, params)
     assert result.accepted == 3 and result.duplicates == 1  # the inside link is a duplicate
     assert result.quarantined == {"symlink_outside_source": 2}
@@ -104,10 +102,10 @@ def test_nothing_is_written_outside_dataset_and_quarantine(tmp_path, img, params
     assert changed and all(k.split(os.sep)[0] in ("ds", "q") for k in changed)
 
 
-def test_idx_folder_ingests_both_splits_with_class_names(tmp_path, params):
+def test_idx_folder_ingests_both_splits_with_class_names(tmp_path, img, params):
     rng = np.random.default_rng(0)
-    write_idx(tmp_path / "idx", "train", rng.integers(0, 256, (6, 28, 28), dtype=np.uint8), np.array([0, 1, 2, 3, 4, 9]))
-    write_idx(tmp_path / "idx", "t10k", rng.integers(0, 256, (2, 28, 28), dtype=np.uint8), np.array([5, 8]), gz=False)
+    img.write_idx(tmp_path / "idx", "train", rng.integers(0, 256, (6, 28, 28), dtype=np.uint8), np.array([0, 1, 2, 3, 4, 9]))
+    img.write_idx(tmp_path / "idx", "t10k", rng.integers(0, 256, (2, 28, 28), dtype=np.uint8), np.array([5, 8]), gz=False)
     result = run(tmp_path, tmp_path / "idx", params)
     assert result.accepted == 8 and not result.quarantined
     manifest = read_manifest(tmp_path / "ds")

@@ -3,7 +3,10 @@
 MinIO cannot be installed on these machines (not in Debian, no binary on PyPI), so the
 S3-compatible server here is moto's `ThreadedMotoServer`: a real HTTP server speaking the S3 REST
 API, reached by boto3, DVC and MLflow exactly as MinIO would be (`infra/compose.yaml` uses MinIO).
-Register with `pytest_plugins = ["tests.integration.s3_fixtures"]` in a top-level conftest.
+Register in tests/integration/conftest.py with
+`from s3_fixtures import S3Server, s3_bucket, s3_env, s3_server  # noqa: F401`
+(pytest forbids `pytest_plugins` in a non-top-level conftest, and `tests` is not importable as a
+package unless pyproject sets `pythonpath = ["."]`).
 
 Note: moto keeps its state in this process; a test that enters `moto.mock_aws()` resets it and
 intercepts boto3 while active. Use either the server or mock_aws within one session, not both.
@@ -45,7 +48,9 @@ class S3Server:
         """Make moto check signatures against its IAM users (True) or accept anything (False)."""
         body = b"0" if enforce else b"inf"
         request = urllib.request.Request(
-            f"{self.endpoint}/moto-api/reset-auth", data=body, headers={"Content-Type": "text/plain"}
+            f"{self.endpoint}/moto-api/reset-auth",
+            data=body,
+            headers={"Content-Type": "text/plain"},
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()

@@ -78,7 +78,14 @@ def check_drift(
     report_id = _report_id(reference_version, current[cols], cfg)
     if len(current) < cfg.min_window:
         return DriftReport(
-            False, "insufficient_data", len(current), len(reference), reference_version, {}, [], report_id=report_id
+            False,
+            "insufficient_data",
+            len(current),
+            len(reference),
+            reference_version,
+            {},
+            [],
+            report_id=report_id,
         )
     tests = run_tests(reference[cols], current[cols], cfg)
     drifted = [_column_of(name) for name, t in tests.items() if t.drift]
@@ -87,7 +94,9 @@ def check_drift(
     if render:
         from xferlib.drift.evidently_adapter import evidently_summary
 
-        evid = evidently_summary(reference[cols], current[cols], out_dir=out_dir, stem=f"drift-{report_id}")
+        evid = evidently_summary(
+            reference[cols], current[cols], out_dir=out_dir, stem=f"drift-{report_id}"
+        )
         html = evid.pop("html", None)
         if out_dir is not None:
             json_path = str(Path(out_dir) / f"drift-{report_id}.json")
@@ -101,16 +110,23 @@ def check_drift(
     return report
 
 
-def run_tests(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftParams) -> dict[str, TestResult]:
+def run_tests(
+    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftParams
+) -> dict[str, TestResult]:
     """All calibrated tests on already-validated feature columns, thresholds summing to alpha."""
     embs = [c for c in reference.columns if c.startswith("emb_")]
     props = [c for c in PROPERTY_COLUMNS if c in reference.columns]
     raw: dict[str, tuple[float, float, float]] = {}  # name -> (statistic, p, share of alpha)
     families = sum(bool(f) for f in (embs, ["pred"], ["max_softmax"], props))
     if embs:
-        stat, p = mmd_test(reference[embs].to_numpy(), current[embs].to_numpy(), cfg.permutations, cfg.seed)
+        stat, p = mmd_test(
+            reference[embs].to_numpy(), current[embs].to_numpy(), cfg.permutations, cfg.seed
+        )
         raw["embedding_mmd"] = (stat, p, 1.0 / families)
-    raw["pred_chi2"] = (*chi2_test(reference["pred"].to_numpy(), current["pred"].to_numpy()), 1.0 / families)
+    raw["pred_chi2"] = (
+        *chi2_test(reference["pred"].to_numpy(), current["pred"].to_numpy()),
+        1.0 / families,
+    )
     stat, p = ks_test(reference["max_softmax"].to_numpy(), current["max_softmax"].to_numpy())
     raw["max_softmax_ks"] = (stat, p, 1.0 / families)
     for col in props:
@@ -131,10 +147,14 @@ def _validate(reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
     if len(reference) == 0:
         raise DriftInputError("the drift reference has no rows; rebuild it with build_reference()")
     if len(current) == 0:
-        raise DriftInputError("the monitoring window has no rows; score some images before checking drift")
+        raise DriftInputError(
+            "the monitoring window has no rows; score some images before checking drift"
+        )
     need = [c for c in MODEL_COLUMNS if c not in reference.columns]
     if need:
-        raise DriftInputError(f"the drift reference lacks columns {need}; rebuild it with build_reference()")
+        raise DriftInputError(
+            f"the drift reference lacks columns {need}; rebuild it with build_reference()"
+        )
     cols = feature_columns(reference)
     missing = [c for c in cols if c not in current.columns]
     if missing:
@@ -143,10 +163,18 @@ def _validate(reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
         )
     for name, frame in (("reference", reference), ("monitoring window", current)):
         bad = [c for c in cols if not pd.api.types.is_numeric_dtype(frame[c])]
-        nan = [c for c in cols if c not in bad and not np.isfinite(frame[c].to_numpy(dtype=np.float64)).all()]
+        nan = [
+            c
+            for c in cols
+            if c not in bad and not np.isfinite(frame[c].to_numpy(dtype=np.float64)).all()
+        ]
         if bad or nan:
-            what = f"non-numeric columns {_short(bad)}" if bad else f"NaN/inf in columns {_short(nan)}"
-            raise DriftInputError(f"the {name} has {what}; drop or re-score those rows before checking drift")
+            what = (
+                f"non-numeric columns {_short(bad)}" if bad else f"NaN/inf in columns {_short(nan)}"
+            )
+            raise DriftInputError(
+                f"the {name} has {what}; drop or re-score those rows before checking drift"
+            )
     return cols
 
 

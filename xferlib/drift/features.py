@@ -17,7 +17,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-PROPERTY_COLUMNS: tuple[str, ...] = ("brightness", "contrast", "sharpness", "width", "height", "aspect")
+PROPERTY_COLUMNS: tuple[str, ...] = (
+    "brightness",
+    "contrast",
+    "sharpness",
+    "width",
+    "height",
+    "aspect",
+)
 MODEL_COLUMNS: tuple[str, ...] = ("pred", "max_softmax")
 META_COLUMNS: tuple[str, ...] = ("image_id", "sha256", "model_version", "window_id", "ts")
 
@@ -32,7 +39,11 @@ def emb_columns(k: int) -> list[str]:
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     """The columns the drift check tests, in a stable order: model outputs, embedding, properties."""
     embs = sorted((c for c in frame.columns if c.startswith("emb_")), key=lambda c: int(c[4:]))
-    return [c for c in MODEL_COLUMNS if c in frame] + embs + [c for c in PROPERTY_COLUMNS if c in frame]
+    return (
+        [c for c in MODEL_COLUMNS if c in frame]
+        + embs
+        + [c for c in PROPERTY_COLUMNS if c in frame]
+    )
 
 
 def image_properties(
@@ -45,14 +56,20 @@ def image_properties(
     of luma, 0-255 scale) and the *original* width, height and aspect (the batch is usually resized,
     so pass the stored sizes; they default to the batch's own)."""
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise ValueError(f"image_properties needs uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        raise ValueError(
+            f"image_properties needs uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+        )
     n, _, h, w = images.shape
     rows = [_luma_stats(images[i : i + chunk]) for i in range(0, n, chunk)]
     stats = torch.cat(rows) if rows else torch.zeros(0, 3)
     width = np.full(n, w, dtype=np.int64) if widths is None else np.asarray(widths, dtype=np.int64)
-    height = np.full(n, h, dtype=np.int64) if heights is None else np.asarray(heights, dtype=np.int64)
+    height = (
+        np.full(n, h, dtype=np.int64) if heights is None else np.asarray(heights, dtype=np.int64)
+    )
     if len(width) != n or len(height) != n:
-        raise ValueError(f"image_properties got {n} images but {len(width)} widths / {len(height)} heights")
+        raise ValueError(
+            f"image_properties got {n} images but {len(width)} widths / {len(height)} heights"
+        )
     return pd.DataFrame(
         {
             "brightness": stats[:, 0].numpy().astype(np.float64),
@@ -70,7 +87,9 @@ def _luma_stats(batch: torch.Tensor) -> torch.Tensor:
     luma = (x * _LUMA).sum(1, keepdim=True) if x.shape[1] == 3 else x
     lap = F.conv2d(luma, _LAPLACIAN) if min(luma.shape[-2:]) >= 3 else torch.zeros_like(luma)
     flat = luma.flatten(1) / 255.0
-    return torch.stack([flat.mean(1), flat.std(1, correction=0), lap.flatten(1).var(1, correction=0)], 1)
+    return torch.stack(
+        [flat.mean(1), flat.std(1, correction=0), lap.flatten(1).var(1, correction=0)], 1
+    )
 
 
 @dataclass(frozen=True)
@@ -108,7 +127,12 @@ class PCAProjector:
         return (x - self.mean) @ self.components.T
 
     def save(self, path: str | Path) -> None:
-        np.savez(path, mean=self.mean, components=self.components, explained_variance=self.explained_variance)
+        np.savez(
+            path,
+            mean=self.mean,
+            components=self.components,
+            explained_variance=self.explained_variance,
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> PCAProjector:
@@ -132,10 +156,14 @@ def monitoring_frame(
             f"monitoring_frame needs one row each: probs {p.shape}, features {len(_numpy(features))}, props {len(props)}"
         )
     emb = pca.transform(_numpy(features))
-    frame = pd.DataFrame({"pred": p.argmax(1).astype(np.int64), "max_softmax": p.max(1).astype(np.float64)})
+    frame = pd.DataFrame(
+        {"pred": p.argmax(1).astype(np.int64), "max_softmax": p.max(1).astype(np.float64)}
+    )
     frame = pd.concat([frame, pd.DataFrame(emb, columns=emb_columns(emb.shape[1]))], axis=1)
     frame = pd.concat([frame, props.reset_index(drop=True)[list(props.columns)]], axis=1)
-    meta_frame = meta if isinstance(meta, pd.DataFrame) else pd.DataFrame(dict(meta or {}), index=range(n))
+    meta_frame = (
+        meta if isinstance(meta, pd.DataFrame) else pd.DataFrame(dict(meta or {}), index=range(n))
+    )
     if len(meta_frame) != n:
         raise ValueError(f"monitoring_frame got {n} images but {len(meta_frame)} meta rows")
     return pd.concat([frame, meta_frame.reset_index(drop=True)], axis=1)

@@ -50,11 +50,17 @@ def build_reference(
 ) -> Reference:
     """Write a reference directory; fits the PCA on `features` unless one (fitted on the
     champion's training features) is given. Keeps at most `cfg.reference_size` rows (seeded)."""
-    feats = features.detach().cpu().float().numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
+    feats = (
+        features.detach().cpu().float().numpy()
+        if isinstance(features, torch.Tensor)
+        else np.asarray(features)
+    )
     pca = pca or PCAProjector.fit(feats, cfg.pca_components)
     frame = monitoring_frame(probs, feats, pca, props, meta)
     if len(frame) > cfg.reference_size:
-        keep = np.sort(np.random.default_rng(cfg.seed).choice(len(frame), cfg.reference_size, replace=False))
+        keep = np.sort(
+            np.random.default_rng(cfg.seed).choice(len(frame), cfg.reference_size, replace=False)
+        )
         frame = frame.iloc[keep].reset_index(drop=True)
     info = {
         "model_name": model_name,
@@ -82,4 +88,6 @@ def load_reference(ref_dir: str | Path) -> Reference:
             "(the train stage does this for each model version)"
         )
     info = json.loads((ref_dir / "reference.json").read_text())
-    return Reference(pd.read_parquet(ref_dir / "reference.parquet"), PCAProjector.load(ref_dir / "pca.npz"), info)
+    return Reference(
+        pd.read_parquet(ref_dir / "reference.parquet"), PCAProjector.load(ref_dir / "pca.npz"), info
+    )

@@ -59,12 +59,21 @@ def extract_features(
 
 
 def cached_features(
-    model: Classifier, images: ImageSet, cache_dir: Path | None, runtime: Runtime, batch_size: int = 256
+    model: Classifier,
+    images: ImageSet,
+    cache_dir: Path | None,
+    runtime: Runtime,
+    batch_size: int = 256,
 ) -> torch.Tensor:
     """`extract_features`, read from / written to `cache_dir` when one is given."""
     if cache_dir is None:
         return extract_features(model, images, batch_size, runtime)
-    parts = [state_hash(model.features), ids_hash(images), str(model.preprocess.image_size), runtime.precision]
+    parts = [
+        state_hash(model.features),
+        ids_hash(images),
+        str(model.preprocess.image_size),
+        runtime.precision,
+    ]
     path = Path(cache_dir) / (hashlib.sha256("|".join(parts).encode()).hexdigest()[:32] + ".pt")
     if path.is_file():
         feats = torch.load(path, map_location="cpu", weights_only=True)
@@ -79,7 +88,9 @@ def cached_features(
 
 
 @torch.no_grad()
-def predict(model: Classifier, images: ImageSet, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: Classifier, images: ImageSet, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities (N, C) and pooled features (N, D), float32, in eval mode.
 
     Drift scoring reads both from one pass, so the backbone runs once per image.
@@ -88,8 +99,15 @@ def predict(model: Classifier, images: ImageSet, batch_size: int = 256) -> tuple
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    probs = torch.cat(
-        [model.forward_head(feats[i : i + batch_size].to(device)).float().softmax(-1).cpu() for i in range(0, len(feats), batch_size)]
-    ) if len(feats) else torch.zeros(0, model.num_classes)
+    probs = (
+        torch.cat(
+            [
+                model.forward_head(feats[i : i + batch_size].to(device)).float().softmax(-1).cpu()
+                for i in range(0, len(feats), batch_size)
+            ]
+        )
+        if len(feats)
+        else torch.zeros(0, model.num_classes)
+    )
     model.train(was_training)
     return probs.numpy().astype(np.float32), feats.numpy().astype(np.float32)

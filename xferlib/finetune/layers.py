@@ -46,13 +46,22 @@ def train_mode(model: Classifier, n_unfrozen: int) -> None:
         block.eval()
 
 
-def param_groups(model: Classifier, cfg: FinetuneParams, strategy: Strategy | None = None) -> list[dict[str, Any]]:
+def param_groups(
+    model: Classifier, cfg: FinetuneParams, strategy: Strategy | None = None
+) -> list[dict[str, Any]]:
     """AdamW parameter groups: the head at `lr_head`, the backbone at `lr_backbone` (or per block
     with `layer_decay`). `scratch` has no pretrained features to protect, so its backbone uses
     `lr_head`; `linear_probe` has the head only."""
     strategy = strategy or cfg.strategy
     wd = cfg.weight_decay
-    groups: list[dict[str, Any]] = [{"name": "head", "params": list(model.head.parameters()), "lr": cfg.lr_head, "weight_decay": wd}]
+    groups: list[dict[str, Any]] = [
+        {
+            "name": "head",
+            "params": list(model.head.parameters()),
+            "lr": cfg.lr_head,
+            "weight_decay": wd,
+        }
+    ]
     if strategy == "linear_probe":
         return groups
     base = cfg.lr_head if strategy == "scratch" else cfg.lr_backbone
@@ -65,7 +74,14 @@ def param_groups(model: Classifier, cfg: FinetuneParams, strategy: Strategy | No
         params = list(block.parameters())
         if params:
             index = len(blocks) - 1 - depth
-            groups.append({"name": f"block{index}", "params": params, "lr": base * cfg.layer_decay**depth, "weight_decay": wd})
+            groups.append(
+                {
+                    "name": f"block{index}",
+                    "params": params,
+                    "lr": base * cfg.layer_decay**depth,
+                    "weight_decay": wd,
+                }
+            )
     return groups
 
 

@@ -26,30 +26,36 @@ class Runtime:
     @contextlib.contextmanager
     def autocast(self) -> Iterator[None]:
         """bf16 autocast when this runtime uses bf16, a no-op otherwise."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        with torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        ):
             yield
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         """A batch on the training device (non-blocking from pinned memory on CUDA)."""
-        return x.to(self.device, non_blocking=self.device.type == "cuda")
+        if self.device.type != "cuda":
+            return x.to(self.device)
+        return x.pin_memory().to(self.device, non_blocking=True)
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:
         """A normalised image batch in the memory format the model was converted to."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    def host(self, images: torch.Tensor) -> torch.Tensor:
-        """Host-side image storage: pinned on CUDA so copies overlap compute."""
-        return images.pin_memory() if self.device.type == "cuda" else images
 
 
 def resolve_runtime(cfg: FinetuneParams, model: Classifier) -> Runtime:
     """Pick device and precision from the config, the machine and the backbone."""
     cuda = torch.cuda.is_available()
     if cfg.device == "cuda" and not cuda:
-        raise RuntimeError("finetune.device='cuda' but no CUDA device is visible; use device: auto or cpu")
-    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and cuda) else "cpu")
+        raise RuntimeError(
+            "finetune.device='cuda' but no CUDA device is visible; use device: auto or cpu"
+        )
+    device = torch.device(
+        "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and cuda) else "cpu"
+    )
     if device.type == "cuda":
-        bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and torch.cuda.is_bf16_supported())
+        bf16 = cfg.precision == "bf16" or (
+            cfg.precision == "auto" and torch.cuda.is_bf16_supported()
+        )
     else:
         bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and model.spec.cpu_bf16_ok)
     return Runtime(device, "bf16" if bf16 else "fp32", cfg.channels_last)

@@ -38,11 +38,16 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def save_model(
-    model: Classifier, out_dir: str | Path, class_names: list[str], extra: dict[str, Any] | None = None
+    model: Classifier,
+    out_dir: str | Path,
+    class_names: list[str],
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """Write model.pt and model.json into `out_dir` (each atomically); return model.pt's sha256."""
     if len(class_names) != model.num_classes:
-        raise ValueError(f"{len(class_names)} class names for a {model.num_classes}-class head; pass one name per class")
+        raise ValueError(
+            f"{len(class_names)} class names for a {model.num_classes}-class head; pass one name per class"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
@@ -67,18 +72,24 @@ def read_meta(model_dir: str | Path) -> dict[str, Any]:
     """model.json of a saved model."""
     path = Path(model_dir) / META_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no {META_FILE} in {model_dir}; point at a directory written by save_model")
+        raise FileNotFoundError(
+            f"no {META_FILE} in {model_dir}; point at a directory written by save_model"
+        )
     return json.loads(path.read_text())
 
 
-def load_model(model_dir: str | Path, expected_sha256: str | None = None) -> tuple[Classifier, dict[str, Any]]:
+def load_model(
+    model_dir: str | Path, expected_sha256: str | None = None
+) -> tuple[Classifier, dict[str, Any]]:
     """Rebuild the Classifier saved in `model_dir`; returns it (eval mode) and its model.json."""
     meta = read_meta(model_dir)
     weights = Path(model_dir) / MODEL_FILE
     actual = sha256_file(weights)
     for label, want in (("expected", expected_sha256), ("model.json", meta.get("weights_sha256"))):
         if want is not None and want != actual:
-            raise ModelIntegrityError(f"{weights} has sha256 {actual} but {label} says {want}; re-export the model or fix the reference")
+            raise ModelIntegrityError(
+                f"{weights} has sha256 {actual} but {label} says {want}; re-export the model or fix the reference"
+            )
     pre = Preprocess.from_dict(meta["preprocess"])
     backbone = create_backbone(meta["backbone"], pretrained=False, image_size=pre.image_size)
     backbone.preprocess = pre
@@ -87,7 +98,9 @@ def load_model(model_dir: str | Path, expected_sha256: str | None = None) -> tup
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelIntegrityError(f"{weights} is not a plain state_dict and was refused ({first}); re-export it with save_model") from exc
+        raise ModelIntegrityError(
+            f"{weights} is not a plain state_dict and was refused ({first}); re-export it with save_model"
+        ) from exc
     model.load_state_dict(state, strict=True)
     backbone.provenance = f"{meta.get('provenance', 'unknown')} -> fine-tuned {model_dir}"
     return model.eval(), meta

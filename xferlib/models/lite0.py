@@ -37,7 +37,9 @@ def lite0_imagenet_model(weights: str | None = None) -> nn.Module:
     src = load_state_dict_file(lite0_weights_path(weights))
     keys = list(model.state_dict().keys())
     if len(src) != len(keys):
-        raise ValueError(f"lite0 weights hold {len(src)} tensors, tf_efficientnet_lite0 needs {len(keys)}; pass the efficientnet-lite0 state_dict")
+        raise ValueError(
+            f"lite0 weights hold {len(src)} tensors, tf_efficientnet_lite0 needs {len(keys)}; pass the efficientnet-lite0 state_dict"
+        )
     model.load_state_dict(dict(zip(keys, src.values(), strict=True)), strict=True)
     return model.eval()
 
@@ -48,7 +50,9 @@ def efficientnet_lite0(pretrained: bool, weights: str | None, image_size: int | 
     if pretrained:
         model = lite0_imagenet_model(weights)
         path = lite0_weights_path(weights)
-        provenance = f"{path.name} sha256:{sha256_file(path)} (ImageNet-1k, timm tf_efficientnet_lite0)"
+        provenance = (
+            f"{path.name} sha256:{sha256_file(path)} (ImageNet-1k, timm tf_efficientnet_lite0)"
+        )
     else:
         import timm
 

@@ -40,8 +40,13 @@ def _build(
 
 
 def _backbone(
-    name: str, module: nn.Module, dim: int, provenance: str, blocks: list[nn.Module],
-    image_size: int | None, bf16: bool,
+    name: str,
+    module: nn.Module,
+    dim: int,
+    provenance: str,
+    blocks: list[nn.Module],
+    image_size: int | None,
+    bf16: bool,
 ) -> Backbone:
     return Backbone(
         name=name,
@@ -90,7 +95,9 @@ def efficientnet_b0(pretrained: bool, weights: str | None, image_size: int | Non
     """torchvision EfficientNet-B0: pooled 1280-d features; depthwise, so fp32 on CPU."""
     m, prov = _build("efficientnet_b0", "EfficientNet_B0_Weights", pretrained, weights)
     module = _pooled(m.features)
-    return _backbone("efficientnet_b0", module, 1280, prov, list(m.features), image_size, bf16=False)
+    return _backbone(
+        "efficientnet_b0", module, 1280, prov, list(m.features), image_size, bf16=False
+    )
 
 
 @register_backbone("convnext_tiny")

@@ -66,5 +66,7 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """A plain state_dict from disk, refusing pickled code (`weights_only=True`)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state_dict (got {type(state).__name__}); save one with torch.save(model.state_dict())")
+        raise ValueError(
+            f"{path} does not hold a state_dict (got {type(state).__name__}); save one with torch.save(model.state_dict())"
+        )
     return state

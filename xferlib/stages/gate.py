@@ -27,7 +27,11 @@ def open_run(ctx: Context, run_name: str, tags: dict[str, str]) -> Iterator[Any]
 
     sysinfo = {f"xfer.system.{k}": v for k, v in system_info().items()}
     with Tracker.start(
-        ctx.wd.mlflow_uri, EXPERIMENT, run_name=run_name, tags={**tags, **sysinfo}, artifact_root=ctx.wd.mlflow_artifacts
+        ctx.wd.mlflow_uri,
+        EXPERIMENT,
+        run_name=run_name,
+        tags={**tags, **sysinfo},
+        artifact_root=ctx.wd.mlflow_artifacts,
     ) as run:
         run.log_params(ctx.params.flat())
         for name in ("params.yaml", "dvc.lock", "dvc.yaml"):
@@ -36,7 +40,9 @@ def open_run(ctx: Context, run_name: str, tags: dict[str, str]) -> Iterator[Any]
         yield run
 
 
-def evaluate_on(model: Any, classes: list[str], sets: dict[str, ImageSet], out_dir: Path) -> dict[str, Any]:
+def evaluate_on(
+    model: Any, classes: list[str], sets: dict[str, ImageSet], out_dir: Path
+) -> dict[str, Any]:
     """Evaluate on each named set; write `<name>.json` + plots under out_dir; return the results."""
     from xferlib.evaluate import evaluate, write_eval
 
@@ -80,7 +86,14 @@ def register_and_gate(
     metric = p.registry.primary_metric
     eval_dir = model_dir / "eval"
     ours = evaluate_on(model, classes, {"new": new, "holdout": holdout}, eval_dir)
-    run.log_metrics(10_000, {f"{k}_{m}": getattr(v, m) for k, v in ours.items() for m in ("accuracy", "macro_f1", "ece")})
+    run.log_metrics(
+        10_000,
+        {
+            f"{k}_{m}": getattr(v, m)
+            for k, v in ours.items()
+            for m in ("accuracy", "macro_f1", "ece")
+        },
+    )
     run.flush()
     run.log_artifact(eval_dir, "eval")
     run.log_model(model_dir)
@@ -90,13 +103,19 @@ def register_and_gate(
     champ_metrics = None
     if champ is not None and str(champ) != str(version):
         champ_model = registry.load_predictor(f"models:/{name}/{champ}", uri).model
-        theirs = evaluate_on(champ_model, classes, {"new": new, "holdout": holdout}, eval_dir / "champion")
-        champ_metrics = registry.CandidateMetrics(str(champ), getattr(theirs["new"], metric), getattr(theirs["holdout"], metric))
-    challenger = registry.CandidateMetrics(str(version), getattr(ours["new"], metric), getattr(ours["holdout"], metric))
+        theirs = evaluate_on(
+            champ_model, classes, {"new": new, "holdout": holdout}, eval_dir / "champion"
+        )
+        champ_metrics = registry.CandidateMetrics(
+            str(champ), getattr(theirs["new"], metric), getattr(theirs["holdout"], metric)
+        )
+    challenger = registry.CandidateMetrics(
+        str(version), getattr(ours["new"], metric), getattr(ours["holdout"], metric)
+    )
     ref_dir = monitor.build_reference(ctx, model, reference_images, name, str(version))
     run.log_artifact(ref_dir, "reference")
     decision = registry.decide_promotion(challenger, champ_metrics, p.registry)
-    registry.apply_decision(uri, name, str(version), decision)
+    registry.apply_decision(uri, name, decision)
     _alert(ctx, decision, name, str(version), run)
     out = {
         "model_name": name,
@@ -104,7 +123,9 @@ def register_and_gate(
         "run_id": run.run_id,
         "decision": decision.to_dict(),
         "accuracy": {k: v.accuracy for k, v in ours.items()},
-        "champion_accuracy": None if champ_metrics is None else {"new": champ_metrics.new_metric, "holdout": champ_metrics.holdout_metric},
+        "champion_accuracy": None
+        if champ_metrics is None
+        else {"new": champ_metrics.new_metric, "holdout": champ_metrics.holdout_metric},
         "reference": str(ref_dir),
     }
     write_json(model_dir / "gate.json", out)

@@ -30,17 +30,26 @@ def build_reference(ctx: Context, model: Any, images: ImageSet, name: str, versi
     from xferlib.finetune import predict
 
     cfg = ctx.params.drift
-    if len(images) > cfg.reference_size:
+    if len(images) > cfg.reference_size:  # subsample before the forward pass, not after
         g = torch.Generator().manual_seed(cfg.seed)
         images = images.subset(torch.randperm(len(images), generator=g)[: cfg.reference_size])
     probs, feats = predict(model, images)
-    pca = drift.PCAProjector.fit(feats, cfg.pca_components, seed=cfg.seed)
     h, w = images.images.shape[-2:]
     props = drift.image_properties(images.images, np.full(len(images), w), np.full(len(images), h))
-    meta = pd.DataFrame({"image_id": images.ids or [str(i) for i in range(len(images))], "model_version": version})
-    frame = drift.monitoring_frame(probs, feats, pca, props, meta)
+    meta = pd.DataFrame(
+        {"image_id": images.ids or [str(i) for i in range(len(images))], "model_version": version}
+    )
     out = reference_dir(ctx, name, version)
-    drift.build_reference(out, frame, pca, {"model_name": name, "model_version": version})
+    drift.build_reference(
+        out,
+        probs=probs,
+        features=feats,
+        props=props,
+        model_name=name,
+        model_version=version,
+        cfg=cfg,
+        meta=meta,
+    )
     return out
 
 
@@ -50,14 +59,26 @@ def _reference_for(ctx: Context, name: str, version: str) -> Any:
 
     out = reference_dir(ctx, name, version)
     if not (out / "reference.parquet").exists():
-        from xferlib.registry import download_run_artifacts, get_version_info
+        from xferlib.registry import get_version_info
+        from xferlib.registry_client import call_with_retries, mlflow_client
 
-        info = get_version_info(ctx.wd.mlflow_uri, name, version)
-        download_run_artifacts(ctx.wd.mlflow_uri, info.run_id, "reference", out)
+        uri = ctx.wd.mlflow_uri
+        info = get_version_info(uri, name, version)
+        client = mlflow_client(uri)
+        with tempfile.TemporaryDirectory(dir=ctx.wd.ensure().root) as tmp:
+            got = call_with_retries(
+                uri,
+                f"download the reference of {name} v{version}",
+                lambda: client.download_artifacts(info.run_id, "reference", tmp),
+            )
+            out.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(got, out)
     return drift.load_reference(out)
 
 
-def _load_source(ctx: Context, src: str | list[str], tmp: Path) -> tuple[ImageSet, pd.DataFrame, dict[str, int]]:
+def _load_source(
+    ctx: Context, src: str | list[str], tmp: Path
+) -> tuple[ImageSet, pd.DataFrame, dict[str, int]]:
     """Images of a folder, an s3:// prefix or a list of files, validated (bad files quarantined)."""
     from xferlib.data.ingest import scan_folder
 
@@ -79,7 +100,9 @@ def _load_source(ctx: Context, src: str | list[str], tmp: Path) -> tuple[ImageSe
     return scan_folder(folder, ctx.params.data, ctx.wd.quarantine, size=None)
 
 
-def score_images(ctx: Context, src: str | list[str], model_uri: str | None, window_id: str | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def score_images(
+    ctx: Context, src: str | list[str], model_uri: str | None, window_id: str | None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     from xferlib import drift
     from xferlib.finetune import predict
     from xferlib.registry import load_predictor
@@ -88,21 +111,44 @@ def score_images(ctx: Context, src: str | list[str], model_uri: str | None, wind
     pred = load_predictor(model_uri or f"models:/{name}@champion", ctx.wd.mlflow_uri)
     with tempfile.TemporaryDirectory(dir=ctx.wd.ensure().root) as tmp:
         images, meta, quarantined = _load_source(ctx, src, Path(tmp))
-    info: dict[str, Any] = {"model_version": str(pred.version), "quarantined": quarantined, "rows": len(images)}
+    info: dict[str, Any] = {
+        "model_version": str(pred.version),
+        "quarantined": quarantined,
+        "rows": len(images),
+    }
     if len(images) == 0:
         return pd.DataFrame(), info
     ref = _reference_for(ctx, name, str(pred.version))
     probs, feats = predict(pred.model, images)
-    props = drift.image_properties(images.images, meta["width"].to_numpy(), meta["height"].to_numpy())
+    props = drift.image_properties(
+        images.images, meta["width"].to_numpy(), meta["height"].to_numpy()
+    )
     window = window_id or time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    meta = meta.assign(image_id=meta["sha256"], model_version=str(pred.version), window_id=window, ts=pd.Timestamp.now(tz="UTC"))
-    frame = drift.monitoring_frame(probs, feats, ref.pca, props, meta[["image_id", "model_version", "window_id", "ts"]])
+    meta = meta.assign(
+        image_id=meta["sha256"],
+        model_version=str(pred.version),
+        window_id=window,
+        ts=pd.Timestamp.now(tz="UTC"),
+    )
+    frame = drift.monitoring_frame(
+        probs, feats, ref.pca, props, meta[["image_id", "model_version", "window_id", "ts"]]
+    )
     info["window_id"] = window
-    info["predicted"] = {pred.class_names[k]: int(v) for k, v in zip(*np.unique(probs.argmax(1), return_counts=True), strict=True)}
+    info["predicted"] = {
+        pred.class_names[k]: int(v)
+        for k, v in zip(*np.unique(probs.argmax(1), return_counts=True), strict=True)
+    }
     return frame, info
 
 
-def score(workdir: PathLike, src: str | list[str], *, model_uri: str | None = None, window_id: str | None = None, params_path: str | None = None) -> dict[str, Any]:
+def score(
+    workdir: PathLike,
+    src: str | list[str],
+    *,
+    model_uri: str | None = None,
+    window_id: str | None = None,
+    params_path: str | None = None,
+) -> dict[str, Any]:
     """Score a production batch with the champion and append it to the monitoring log."""
     from xferlib import monitoring
 
@@ -113,7 +159,14 @@ def score(workdir: PathLike, src: str | list[str], *, model_uri: str | None = No
     return info
 
 
-def drift(workdir: PathLike, *, current: str | None = None, model_uri: str | None = None, window_id: str | None = None, params_path: str | None = None) -> dict[str, Any]:
+def drift(
+    workdir: PathLike,
+    *,
+    current: str | None = None,
+    model_uri: str | None = None,
+    window_id: str | None = None,
+    params_path: str | None = None,
+) -> dict[str, Any]:
     """Compare a monitoring-log window (or a folder scored on the fly) with the reference."""
     from xferlib import drift as d
     from xferlib import monitoring
@@ -128,9 +181,10 @@ def drift(workdir: PathLike, *, current: str | None = None, model_uri: str | Non
         raise ValueError("the window has 0 rows; score a production batch first (`xfer score SRC`)")
     version = str(frame["model_version"].iloc[-1])
     ref = _reference_for(ctx, name, version)
-    report_id = f"drift-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    out_dir = ctx.wd.reports / report_id
-    report = d.check_drift(ref.frame, frame, ctx.params.drift, reference_version=version, out_dir=out_dir, report_id=report_id)
+    out_dir = ctx.wd.reports / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    report = d.check_drift(
+        ref.frame, frame, ctx.params.drift, reference_version=version, out_dir=out_dir
+    )
     result = report.to_dict()
     result["window_id"] = str(frame["window_id"].iloc[-1]) if "window_id" in frame else None
     write_json(out_dir / "report.json", result)
@@ -142,7 +196,18 @@ def _log_report(ctx: Context, out_dir: Path, report: dict[str, Any]) -> None:
     """Each drift report is an MLflow run of experiment xfer-drift (HTML + JSON artifacts)."""
     from xferlib.tracking import Tracker
 
-    with Tracker.start(ctx.wd.mlflow_uri, "xfer-drift", run_name=report["report_id"], tags={"xfer.drift.status": report["status"], "xfer.reference_version": report["reference_version"]}, artifact_root=ctx.wd.mlflow_artifacts) as run:
-        run.log_metrics(0, {"drift": float(report["drift"]), "window_size": float(report["window_size"])})
+    with Tracker.start(
+        ctx.wd.mlflow_uri,
+        "xfer-drift",
+        run_name=report["report_id"],
+        tags={
+            "xfer.drift.status": report["status"],
+            "xfer.reference_version": report["reference_version"],
+        },
+        artifact_root=ctx.wd.mlflow_artifacts,
+    ) as run:
+        run.log_metrics(
+            0, {"drift": float(report["drift"]), "window_size": float(report["window_size"])}
+        )
         run.log_artifact(out_dir, "report")
     report["mlflow_run_id"] = run.run_id

@@ -25,18 +25,30 @@ def predict(workdir: PathLike, model_uri: str, images: list[Path]) -> dict[str, 
             if not f.is_file():
                 raise FileNotFoundError(f"image {f} does not exist")
             os.symlink(f.resolve(), Path(tmp) / f"{i:06d}-{f.name}")
-        data, meta, quarantined = scan_folder(Path(tmp), ctx.params.data, ctx.wd.quarantine, size=None)
-    names, probs = pred.predict(data.images)
-    paths = [str(p).split("-", 1)[-1] for p in meta["path"]]
-    rows = [{"image": p, "class": n, "probability": float(pr)} for p, n, pr in zip(paths, names, probs.max(1), strict=True)]
-    return {"model": model_uri, "version": str(pred.version), "predictions": rows, "quarantined": quarantined}
+        data, meta, quarantined = scan_folder(
+            Path(tmp), ctx.params.data, ctx.wd.quarantine, size=None
+        )
+    out = pred.predict(data.images)
+    paths = [Path(str(p)).name.split("-", 1)[-1] for p in meta["path"]]
+    rows = [
+        {"image": p, "class": n, "probability": float(pr)}
+        for p, n, pr in zip(paths, out.labels, out.probs.max(1), strict=True)
+    ]
+    return {
+        "model": model_uri,
+        "version": str(pred.version),
+        "predictions": rows,
+        "quarantined": quarantined,
+    }
 
 
 def _name(ctx: Context, name: str | None) -> str:
     return name or ctx.params.registry.model_name
 
 
-def history(workdir: PathLike, name: str | None = None, params_path: str | None = None) -> dict[str, Any]:
+def history(
+    workdir: PathLike, name: str | None = None, params_path: str | None = None
+) -> dict[str, Any]:
     from xferlib.registry import history as reg_history
 
     ctx = Context.load(workdir, params_path)
@@ -44,7 +56,9 @@ def history(workdir: PathLike, name: str | None = None, params_path: str | None 
     return {"model_name": _name(ctx, name), "history": [r.to_dict() for r in rows]}
 
 
-def rollback(workdir: PathLike, name: str | None = None, params_path: str | None = None) -> dict[str, Any]:
+def rollback(
+    workdir: PathLike, name: str | None = None, params_path: str | None = None
+) -> dict[str, Any]:
     from xferlib.alerts import Alert, AlertSink
     from xferlib.registry import rollback as reg_rollback
 
@@ -52,9 +66,13 @@ def rollback(workdir: PathLike, name: str | None = None, params_path: str | None
     row = reg_rollback(ctx.wd.mlflow_uri, _name(ctx, name))
     out = row.to_dict()
     AlertSink(ctx.wd.alerts).send(
-        Alert(kind="rolled_back", model_name=_name(ctx, name), model_version=str(out.get("version", "")),
-              message=f"{_name(ctx, name)} rolled back to v{out.get('version')}",
-              dedup_key=f"rolled_back:{_name(ctx, name)}:{out.get('timestamp', '')}")
+        Alert(
+            kind="rolled_back",
+            model_name=_name(ctx, name),
+            model_version=str(out.get("version", "")),
+            message=f"{_name(ctx, name)} rolled back to v{out.get('version')}",
+            dedup_key=f"rolled_back:{_name(ctx, name)}:{out.get('timestamp', '')}",
+        )
     )
     return out
 

@@ -9,6 +9,7 @@ sits on top of this in flows/.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 from collections.abc import Iterator
@@ -50,7 +51,8 @@ def decide(workdir: str | os.PathLike[str], report: dict[str, Any], now: datetim
         if report["drift"]:
             _send(ctx, "drift_detected", report["reference_version"], f"drift in window {report.get('window_id')}: {report.get('drifted_columns')}",
                   f"drift:{report['report_id']}", report.get("report_html") or "", tests=report.get("tests"))
-        decision = should_retrain(DriftReport.from_dict(report), DriftState.from_dict(raw["drift"]), ctx.params.drift, now)
+        typed = DriftReport(**{f.name: report[f.name] for f in dataclasses.fields(DriftReport) if f.name in report})
+        decision = should_retrain(typed, DriftState.from_dict(raw["drift"]), ctx.params.drift, now)
         retrain, reason = decision.retrain, decision.reason
         if retrain and raw.get("in_flight"):
             retrain, reason = False, f"coalesced: retrain for {raw['in_flight']} is already in flight"

@@ -1,0 +1,103 @@
+"""Start and stop local services for the orchestrated loop: a real `prefect server` on 127.0.0.1
+and a runner process serving the deployments. Both stop with their owner, also on Ctrl-C/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+QUIET_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _bin(name: str) -> str:
+    cand = Path(sys.executable).parent / name
+    return str(cand) if cand.exists() else name
+
+
+def wait_healthy(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server process exited with code {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+class Services:
+    """`with Services(home) as api_url:` a Prefect server (and later a runner) for the block."""
+
+    def __init__(self, home: Path, port: int | None = None, log_dir: Path | None = None) -> None:
+        self.home, self.port = home, port or free_port()
+        self.log_dir = log_dir or home
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self._old_term = None
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(self.home), "PREFECT_API_URL": self.api_url}
+
+    def spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / log_name, "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(args, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def __enter__(self) -> Services:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+        os.environ.update({**QUIET_ENV, "PREFECT_HOME": str(self.home), "PREFECT_API_URL": self.api_url})
+        proc = self.spawn([_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)], "prefect-server.log")
+        try:
+            wait_healthy(f"{self.api_url}/health", 120, proc)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        self.procs.clear()
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+        if self._old_term is not None:
+            signal.signal(signal.SIGTERM, self._old_term)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

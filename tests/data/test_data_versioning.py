@@ -1,0 +1,64 @@
+"""A real git + DVC repo: ingest, track, push to a local remote, clone elsewhere, pull, same data."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pandas as pd
+import pytest
+
+from xferlib.data.ingest import ingest
+from xferlib.data.shards import read_image_bytes, read_manifest
+from xferlib.versioning import VersioningError, data_version, init_repo, pull, push, track
+from xferlib.workdir import Workdir
+
+
+def git(cwd, *args) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def test_track_push_clone_pull_gives_same_manifest_and_version(tmp_path, img, params):
+    wd = Workdir(tmp_path / "work")
+    init_repo(wd.root)
+    init_repo(wd.root)  # idempotent: no error, no second commit
+    assert len(git(wd.root, "log", "--oneline").splitlines()) == 1
+
+    img.write_files(tmp_path / "src" / "cat", {f"{i}.png": img.encode(img.rgb(i)) for i in range(5)})
+    ingest(tmp_path / "src", wd.dataset("source"), wd.quarantine, params, source="test")
+    version = track(wd.root, wd.dataset("source"))
+    assert version.md5.endswith(".dir") and len(version.git_rev) == 40
+    assert str(version) == f"md5:{version.md5}@{version.git_rev[:7]}"
+    assert git(wd.root, "status", "--porcelain", "--", "data") == ""  # .dvc + .gitignore committed
+    push(wd.root, [wd.dataset("source")])
+    assert any(wd.dvc_remote.rglob("*.dir"))
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(wd.root), str(clone))
+    assert not (clone / "data" / "source").exists()
+    pull(clone)
+    theirs, ours = read_manifest(clone / "data" / "source"), read_manifest(wd.dataset("source"))
+    pd.testing.assert_frame_equal(theirs, ours)
+    assert read_image_bytes(clone / "data" / "source", theirs.iloc[0]) == read_image_bytes(wd.dataset("source"), ours.iloc[0])
+    assert data_version(clone, clone / "data" / "source") == version
+
+    img.write_files(tmp_path / "more" / "dog", {"new.png": img.encode(img.rgb(77))})
+    ingest(tmp_path / "more", wd.dataset("source"), wd.quarantine, params, source="test")
+    newer = track(wd.root, wd.dataset("source"))
+    assert newer.md5 != version.md5 and newer.git_rev != version.git_rev
+
+
+def test_push_failure_names_the_remote(tmp_path, img, params):
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the remote folder should be")
+    init_repo(tmp_path / "work", remote=str(blocked))
+    img.write_files(tmp_path / "src" / "cat", {"a.png": img.encode(img.rgb(1))})
+    ingest(tmp_path / "src", tmp_path / "work" / "data" / "ds", tmp_path / "work" / "quarantine", params, source="t")
+    track(tmp_path / "work", tmp_path / "work" / "data" / "ds")
+    with pytest.raises(VersioningError, match=f"remote {blocked}.*after 2 attempts") as err:
+        push(tmp_path / "work", retries=2, backoff=0.01)
+    assert "\n" not in str(err.value)
+
+
+def test_data_version_of_untracked_dataset_says_how_to_fix(tmp_path):
+    with pytest.raises(VersioningError, match="track the dataset first"):
+        data_version(tmp_path, tmp_path / "data" / "nothing")

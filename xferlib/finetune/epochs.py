@@ -1,0 +1,121 @@
+"""The inner loops of `fine_tune`: one epoch on cached features or on image batches, and val
+accuracy. Each epoch draws its randomness only from (seed, epoch), which is what makes resume
+bit-identical.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from xferlib.config import FinetuneParams
+from xferlib.data.imageset import ImageSet, augment
+from xferlib.finetune.layers import set_trainable, train_mode, unfrozen_blocks
+from xferlib.finetune.runtime import Runtime
+from xferlib.models import Classifier
+
+EpochCallback = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass
+class LoopContext:
+    model: Classifier
+    train: ImageSet
+    val: ImageSet | None
+    cfg: FinetuneParams
+    rt: Runtime
+    checkpoint_dir: Path | None
+    feature_cache: Path | None
+    on_epoch: EpochCallback | None
+    forward: Callable[[torch.Tensor], torch.Tensor]
+
+
+def seed_epoch(seed: int, epoch: int) -> torch.Generator:
+    """Seed global RNG (dropout) and return a generator (shuffle, augment) from (seed, epoch)."""
+    s = (seed * 1_000_003 + epoch) % (2**63)
+    torch.manual_seed(s)
+    return torch.Generator().manual_seed(s)
+
+
+def batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """A shuffled split into batches; a trailing batch of one joins the previous (BatchNorm)."""
+    parts = list(torch.randperm(n, generator=gen).split(batch_size))
+    if len(parts) > 1 and len(parts[-1]) == 1:
+        parts[-2:] = [torch.cat(parts[-2:])]
+    return parts
+
+
+def probe_epoch(
+    ctx: LoopContext, epoch: int, opt: Any, sched: Any, probe: tuple
+) -> tuple[float, int]:
+    feats, labels = probe[0], probe[1]
+    set_trainable(ctx.model, 0)
+    ctx.model.head.train()
+    gen = seed_epoch(ctx.cfg.seed, epoch)
+    total = 0.0
+    for idx in batches(len(feats), ctx.cfg.batch_size, gen):
+        idx = idx.to(feats.device)
+        loss = F.cross_entropy(
+            ctx.model.head(feats[idx]), labels[idx], label_smoothing=ctx.cfg.label_smoothing
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total += loss.item() * len(idx)
+    return total / len(feats), len(feats)
+
+
+def image_epoch(ctx: LoopContext, epoch: int, opt: Any, sched: Any) -> tuple[float, int, float]:
+    """One pass over the train images; returns mean loss, images seen, seconds."""
+    model, cfg, rt = ctx.model, ctx.cfg, ctx.rt
+    t0 = time.perf_counter()
+    n_unfrozen = unfrozen_blocks(cfg.strategy, epoch, len(model.blocks()), cfg)
+    set_trainable(model, n_unfrozen)
+    train_mode(model, n_unfrozen)
+    gen = seed_epoch(cfg.seed, epoch)
+    total = 0.0
+    for idx in batches(len(ctx.train), cfg.batch_size, gen):
+        x = model.preprocess(rt.to_device(ctx.train.images[idx]))
+        x = augment(x, gen) if cfg.augment else x
+        y = rt.to_device(ctx.train.labels[idx])  # type: ignore[index]
+        with rt.autocast():
+            logits = ctx.forward(rt.layout(x))
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total += loss.item() * len(idx)
+    return total / len(ctx.train), len(ctx.train), time.perf_counter() - t0
+
+
+@torch.no_grad()
+def head_accuracy(
+    ctx: LoopContext, feats: torch.Tensor | None, labels: torch.Tensor | None
+) -> float | None:
+    if feats is None or labels is None:
+        return None
+    ctx.model.head.eval()
+    return float((ctx.model.head(feats).argmax(-1) == labels).float().mean())
+
+
+@torch.no_grad()
+def val_accuracy(ctx: LoopContext, batch_size: int = 256) -> float | None:
+    if ctx.val is None:
+        return None
+    model, rt, val = ctx.model, ctx.rt, ctx.val
+    model.eval()
+    correct = 0
+    for start in range(0, len(val), batch_size):
+        x = model.preprocess(rt.to_device(val.images[start : start + batch_size]))
+        with rt.autocast():
+            pred = ctx.forward(rt.layout(x)).argmax(-1).cpu()
+        correct += int((pred == val.labels[start : start + batch_size]).sum())  # type: ignore[index]
+    return correct / len(val)
