@@ -110,14 +110,19 @@ def ensure_experiment(
     """The id of experiment `name`, created if missing.
 
     On sqlite the artifact location is explicit (`artifact_root/<name>`): without it MLflow writes
-    to `./mlruns` of whatever the current directory happens to be. Servers use their default.
+    to `./mlruns` of whatever the current directory happens to be. A server keeps its own default
+    (`artifact_root` is ignored): clients must not write to paths only they can see.
     """
 
     def get_or_create() -> str:
         exp = client.get_experiment_by_name(name)
         if exp is not None:
             return str(exp.experiment_id)
-        root = artifact_root or default_artifact_root(tracking_uri)
+        root = (
+            None
+            if is_remote(tracking_uri)
+            else artifact_root or default_artifact_root(tracking_uri)
+        )
         location = (root / name).resolve().as_uri() if root is not None else None
         try:
             return str(client.create_experiment(name, artifact_location=location))

@@ -61,13 +61,19 @@ def init_repo(root: Path | str, remote: str | None = None) -> None:
             _git(root, "config", "--local", key, value)
     if not (root / ".dvc").exists():
         _dvc(root, "init", "-q")
-    url = remote or str(Workdir(root).dvc_remote)
-    _dvc(root, "remote", "add", "--default", "--force", REMOTE_NAME, url)
+    url = remote or remote_url(root)  # re-running without a remote keeps the configured one
+    if remote or not url:
+        url = url or str(Workdir(root).dvc_remote)
+        _dvc(root, "remote", "add", "--default", "--force", REMOTE_NAME, url)
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if url.startswith("s3://") and endpoint:
         _dvc(root, "remote", "modify", "--local", REMOTE_NAME, "endpointurl", endpoint)
     _ignore(root, "/.dvcstore/")
-    _commit(root, "xfer: init data versioning", [".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"])
+    _commit(
+        root,
+        "xfer: init data versioning",
+        [".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"],
+    )
 
 
 def track(root: Path | str, dataset_dir: Path | str) -> DataVersion:
@@ -86,7 +92,9 @@ def data_version(root: Path | str, dataset_dir: Path | str) -> DataVersion:
     rel = _relative(root, dataset_dir)
     dvc_file = root / f"{rel}.dvc"
     if not dvc_file.exists():
-        raise VersioningError(f"{dvc_file} does not exist; track the dataset first (`xfer ingest` does)")
+        raise VersioningError(
+            f"{dvc_file} does not exist; track the dataset first (`xfer ingest` does)"
+        )
     outs = (yaml.safe_load(dvc_file.read_text()) or {}).get("outs") or [{}]
     md5 = outs[0].get("md5")
     if not md5:
@@ -96,13 +104,17 @@ def data_version(root: Path | str, dataset_dir: Path | str) -> DataVersion:
     return DataVersion(md5=str(md5), git_rev="" if dirty else rev, path=rel)
 
 
-def push(root: Path | str, targets: Sequence[Path | str] = (), retries: int = 3, backoff: float = 1.0) -> None:
+def push(
+    root: Path | str, targets: Sequence[Path | str] = (), retries: int = 3, backoff: float = 1.0
+) -> None:
     """`dvc push` (all tracked data, or `targets`), retrying transient failures with backoff."""
     root = Path(root).resolve()
     _with_retries(root, ["push", *[_relative(root, t) for t in targets]], retries, backoff)
 
 
-def pull(root: Path | str, targets: Sequence[Path | str] = (), retries: int = 3, backoff: float = 1.0) -> None:
+def pull(
+    root: Path | str, targets: Sequence[Path | str] = (), retries: int = 3, backoff: float = 1.0
+) -> None:
     """`dvc pull` (all tracked data, or `targets`) from the default remote."""
     root = Path(root).resolve()
     _with_retries(root, ["pull", *[_relative(root, t) for t in targets]], retries, backoff)
@@ -122,21 +134,25 @@ def _with_retries(root: Path, args: list[str], retries: int, backoff: float) -> 
         last = _first_error(proc.stderr or proc.stdout)
         if attempt + 1 < retries:
             time.sleep(backoff * 2**attempt)
-    raise VersioningError(f"dvc {args[0]} with remote {remote_url(root) or '(none)'} failed after {max(1, retries)} attempts: {last}")
+    raise VersioningError(
+        f"dvc {args[0]} with remote {remote_url(root) or '(none)'} failed after {max(1, retries)} attempts: {last}"
+    )
 
 
 def _commit(root: Path, message: str, paths: list[str]) -> None:
     """Commit just these paths (others' staged work is left alone); no-op when unchanged."""
     existing = [p for p in paths if (root / p).exists()]
     _git(root, "add", "--", *existing)
-    if _run([_tool("git"), "diff", "--cached", "--quiet", "--", *existing], root, check=False).returncode:
+    if _run(
+        [_tool("git"), "diff", "--cached", "--quiet", "--", *existing], root, check=False
+    ).returncode:
         _git(root, "commit", "-q", "-m", message, "--", *existing)
 
 
 def _ignore(root: Path, pattern: str) -> None:
     gitignore = root / ".gitignore"
     lines = gitignore.read_text().splitlines() if gitignore.exists() else []
-    if pattern not in lines:
+    if pattern not in lines and pattern.lstrip("/") not in lines:
         gitignore.write_text("\n".join([*lines, pattern]) + "\n")
 
 
@@ -144,7 +160,9 @@ def _relative(root: Path, path: Path | str) -> str:
     try:
         return Path(path).resolve().relative_to(root).as_posix()
     except ValueError:
-        raise VersioningError(f"{path} is outside the repo {root}; keep datasets under the workdir") from None
+        raise VersioningError(
+            f"{path} is outside the repo {root}; keep datasets under the workdir"
+        ) from None
 
 
 def _tool(name: str) -> str:
@@ -152,7 +170,9 @@ def _tool(name: str) -> str:
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)
     if not found:
-        raise VersioningError(f"`{name}` not found next to {sys.executable} or on PATH; install {name}")
+        raise VersioningError(
+            f"`{name}` not found next to {sys.executable} or on PATH; install {name}"
+        )
     return found
 
 
@@ -169,7 +189,9 @@ def _run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         tool = Path(cmd[0]).name
-        raise VersioningError(f"`{tool} {' '.join(cmd[1:3])}` failed in {cwd}: {_first_error(proc.stderr or proc.stdout)}")
+        raise VersioningError(
+            f"`{tool} {' '.join(cmd[1:3])}` failed in {cwd}: {_first_error(proc.stderr or proc.stdout)}"
+        )
     return proc
 
 

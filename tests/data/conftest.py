@@ -32,10 +32,17 @@ def png_header_only(width: int, height: int) -> bytes:
     """A PNG signature + IHDR claiming width x height, with a tiny IDAT: no pixel data to speak of."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def animated_gif(frames: int = 3) -> bytes:
@@ -59,7 +66,7 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
 
 def good_files() -> dict[str, bytes]:
     """file name -> bytes of an image that must be accepted (odd modes included)."""
-    sixteen = Image.fromarray((np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 257))
+    sixteen = Image.fromarray(np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 257)
     rgba = Image.fromarray(np.full((16, 16, 4), (10, 200, 30, 0), dtype=np.uint8))
     return {
         "plain.png": encode(rgb(1)),
@@ -83,7 +90,9 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return head + array.astype(np.uint8).tobytes()
 
 
-def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray, gz: bool = True) -> None:
+def write_idx(
+    folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray, gz: bool = True
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for kind, arr in (("images-idx3", images), ("labels-idx1", labels)):
         name = f"{prefix}-{kind}-ubyte"

@@ -22,7 +22,9 @@ def test_read_idx_round_trips_gzip_and_raw(tmp_path, img, gz):
     img.write_idx(tmp_path, "t10k", images, labels, gz=gz)
     suffix = ".gz" if gz else ""
     assert np.array_equal(read_idx(tmp_path / f"t10k-images-idx3-ubyte{suffix}"), images)
-    assert np.array_equal(read_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", limit=3), labels[:3])
+    assert np.array_equal(
+        read_idx(tmp_path / f"t10k-labels-idx1-ubyte{suffix}", limit=3), labels[:3]
+    )
     assert is_idx_source(tmp_path) and not is_idx_source(tmp_path / "nothing")
 
 

@@ -11,7 +11,14 @@ import torch
 from PIL import Image
 
 from xferlib.config import DataParams
-from xferlib.data.shards import COLUMNS, DatasetWriter, load_imageset, read_image_bytes, read_manifest, shard_path
+from xferlib.data.shards import (
+    COLUMNS,
+    DatasetWriter,
+    load_imageset,
+    read_image_bytes,
+    read_manifest,
+    shard_path,
+)
 from xferlib.data.validate import Accepted, validate_image
 
 
@@ -23,7 +30,10 @@ def accepted(img, seed: int, size: int = 16) -> Accepted:
 
 def write(dataset, images, labels, params):
     with DatasetWriter(dataset, params) as w:
-        flags = [w.add(a, label=lab, split="train", source="t", path=f"p{i}.png") for i, (a, lab) in enumerate(zip(images, labels))]
+        flags = [
+            w.add(a, label=lab, split="train", source="t", path=f"p{i}.png")
+            for i, (a, lab) in enumerate(zip(images, labels, strict=True))
+        ]
     return flags
 
 
@@ -32,10 +42,10 @@ def test_round_trip_keeps_bytes_and_pixels(tmp_path, img, params):
     write(tmp_path / "ds", images, ["a", "b"] * 3 + ["a"], params)
     manifest = read_manifest(tmp_path / "ds")
     assert list(manifest.columns) == COLUMNS and len(manifest) == 7
-    for acc, (_, row) in zip(images, manifest.iterrows()):
+    for acc, (_, row) in zip(images, manifest.iterrows(), strict=True):
         assert read_image_bytes(tmp_path / "ds", row) == acc.png
     loaded = load_imageset(tmp_path / "ds", manifest)
-    for acc, tensor in zip(images, loaded.images):
+    for acc, tensor in zip(images, loaded.images, strict=True):
         pixels = np.asarray(Image.open(io.BytesIO(acc.png)))
         assert np.array_equal(tensor.permute(1, 2, 0).numpy(), pixels)
 
@@ -54,7 +64,9 @@ def test_appending_skips_images_already_stored(tmp_path, img, params):
     first = [accepted(img, s) for s in range(3)]
     write(tmp_path / "ds", first, ["a"] * 3, params)
     before = {p.name for p in (tmp_path / "ds" / "shards").iterdir()}
-    flags = write(tmp_path / "ds", [first[0], accepted(img, 50), accepted(img, 50)], ["a", "b", "b"], params)
+    flags = write(
+        tmp_path / "ds", [first[0], accepted(img, 50), accepted(img, 50)], ["a", "b", "b"], params
+    )
     assert flags == [False, True, False]
     manifest = read_manifest(tmp_path / "ds")
     assert len(manifest) == 4 and manifest["sha256"].is_unique
@@ -107,3 +119,27 @@ def test_corrupt_shard_is_detected(tmp_path, img, params):
     path.write_bytes(bytes(data))
     with pytest.raises(OSError, match="corrupt"):
         read_image_bytes(tmp_path / "ds", row)
+
+
+def test_second_writer_waits_for_the_first_so_no_rows_are_lost(tmp_path, img, params):
+    import threading
+
+    first = DatasetWriter(tmp_path / "ds", params)
+    first.add(accepted(img, 1), label="a", split=None, source="t", path="1")
+
+    def second() -> None:
+        write(tmp_path / "ds", [accepted(img, 2)], ["b"], params)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(timeout=0.3)
+    assert thread.is_alive()  # blocked on the dataset lock
+    first.close()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and sorted(read_manifest(tmp_path / "ds")["label"]) == ["a", "b"]
+
+
+def test_writer_with_nothing_new_writes_no_manifest(tmp_path, params):
+    with DatasetWriter(tmp_path / "ds", params):
+        pass
+    assert not (tmp_path / "ds" / "manifest.parquet").exists()

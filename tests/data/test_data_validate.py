@@ -19,7 +19,10 @@ def decode(acc: Accepted) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(acc.png)))
 
 
-@pytest.mark.parametrize("name", ["truncated.png", "truncated.jpg", "zero.png", "page.jpg", "pixel.png", "bomb.png", "anim.gif"])
+@pytest.mark.parametrize(
+    "name",
+    ["truncated.png", "truncated.jpg", "zero.png", "page.jpg", "pixel.png", "bomb.png", "anim.gif"],
+)
 def test_bad_file_is_rejected_with_its_reason(img, params, name):
     data, reason = img.bad_files()[name]
     result = validate_image(data, params)
@@ -28,7 +31,9 @@ def test_bad_file_is_rejected_with_its_reason(img, params, name):
     assert result.detail and "\n" not in result.detail
 
 
-@pytest.mark.parametrize("name", ["plain.png", "photo.jpg", "gray16.png", "cmyk.jpg", "alpha.png", "palette.png"])
+@pytest.mark.parametrize(
+    "name", ["plain.png", "photo.jpg", "gray16.png", "cmyk.jpg", "alpha.png", "palette.png"]
+)
 def test_valid_modes_are_accepted_as_rgb_png(img, params, name):
     result = validate_image(img.good_files()[name], params)
     assert isinstance(result, Accepted), result

@@ -9,12 +9,22 @@ import pytest
 
 from xferlib.data.ingest import ingest
 from xferlib.data.shards import read_image_bytes, read_manifest
-from xferlib.versioning import VersioningError, data_version, init_repo, pull, push, track
+from xferlib.versioning import (
+    VersioningError,
+    data_version,
+    init_repo,
+    pull,
+    push,
+    remote_url,
+    track,
+)
 from xferlib.workdir import Workdir
 
 
 def git(cwd, *args) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def test_track_push_clone_pull_gives_same_manifest_and_version(tmp_path, img, params):
@@ -23,7 +33,9 @@ def test_track_push_clone_pull_gives_same_manifest_and_version(tmp_path, img, pa
     init_repo(wd.root)  # idempotent: no error, no second commit
     assert len(git(wd.root, "log", "--oneline").splitlines()) == 1
 
-    img.write_files(tmp_path / "src" / "cat", {f"{i}.png": img.encode(img.rgb(i)) for i in range(5)})
+    img.write_files(
+        tmp_path / "src" / "cat", {f"{i}.png": img.encode(img.rgb(i)) for i in range(5)}
+    )
     ingest(tmp_path / "src", wd.dataset("source"), wd.quarantine, params, source="test")
     version = track(wd.root, wd.dataset("source"))
     assert version.md5.endswith(".dir") and len(version.git_rev) == 40
@@ -38,7 +50,9 @@ def test_track_push_clone_pull_gives_same_manifest_and_version(tmp_path, img, pa
     pull(clone)
     theirs, ours = read_manifest(clone / "data" / "source"), read_manifest(wd.dataset("source"))
     pd.testing.assert_frame_equal(theirs, ours)
-    assert read_image_bytes(clone / "data" / "source", theirs.iloc[0]) == read_image_bytes(wd.dataset("source"), ours.iloc[0])
+    assert read_image_bytes(clone / "data" / "source", theirs.iloc[0]) == read_image_bytes(
+        wd.dataset("source"), ours.iloc[0]
+    )
     assert data_version(clone, clone / "data" / "source") == version
 
     img.write_files(tmp_path / "more" / "dog", {"new.png": img.encode(img.rgb(77))})
@@ -52,7 +66,13 @@ def test_push_failure_names_the_remote(tmp_path, img, params):
     blocked.write_text("a file where the remote folder should be")
     init_repo(tmp_path / "work", remote=str(blocked))
     img.write_files(tmp_path / "src" / "cat", {"a.png": img.encode(img.rgb(1))})
-    ingest(tmp_path / "src", tmp_path / "work" / "data" / "ds", tmp_path / "work" / "quarantine", params, source="t")
+    ingest(
+        tmp_path / "src",
+        tmp_path / "work" / "data" / "ds",
+        tmp_path / "work" / "quarantine",
+        params,
+        source="t",
+    )
     track(tmp_path / "work", tmp_path / "work" / "data" / "ds")
     with pytest.raises(VersioningError, match=f"remote {blocked}.*after 2 attempts") as err:
         push(tmp_path / "work", retries=2, backoff=0.01)
@@ -62,3 +82,20 @@ def test_push_failure_names_the_remote(tmp_path, img, params):
 def test_data_version_of_untracked_dataset_says_how_to_fix(tmp_path):
     with pytest.raises(VersioningError, match="track the dataset first"):
         data_version(tmp_path, tmp_path / "data" / "nothing")
+
+
+def test_s3_remote_is_configured_with_endpoint_kept_local(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    init_repo(tmp_path / "work", remote="s3://bucket/xfer")
+    config = (tmp_path / "work" / ".dvc" / "config").read_text()
+    assert "s3://bucket/xfer" in config and "127.0.0.1" not in config
+    assert (
+        "endpointurl = http://127.0.0.1:9"
+        in (tmp_path / "work" / ".dvc" / "config.local").read_text()
+    )
+
+
+def test_init_again_without_remote_keeps_the_configured_one(tmp_path):
+    init_repo(tmp_path / "work", remote="s3://bucket/keep")
+    init_repo(tmp_path / "work")
+    assert remote_url(tmp_path / "work") == "s3://bucket/keep"

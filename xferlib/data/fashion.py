@@ -43,7 +43,9 @@ def read_idx(path: Path | str, limit: int | None = None) -> np.ndarray:
     with opener(path, "rb") as f:  # type: ignore[operator]
         head = f.read(4)
         if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _DTYPES:
-            raise ValueError(f"{path} is not an IDX file (header {head!r}); expected 00 00 <dtype> <ndim>")
+            raise ValueError(
+                f"{path} is not an IDX file (header {head!r}); expected 00 00 <dtype> <ndim>"
+            )
         ndim = head[3]
         shape = struct.unpack(f">{ndim}I", f.read(4 * ndim))
         if limit is not None and ndim:

@@ -66,7 +66,11 @@ class _Quarantine:
             tmp.write_bytes(data)  # type: ignore[arg-type]
             os.replace(tmp, self.dir / sha)
         record = {"sha256": sha, "path": os.fsdecode(path), "reason": rejected.reason}
-        record |= {"detail": rejected.detail, "time": datetime.now(UTC).isoformat(), "source": self.source}
+        record |= {
+            "detail": rejected.detail,
+            "time": datetime.now(UTC).isoformat(),
+            "source": self.source,
+        }
         with (self.dir / QUARANTINE_LOG).open("a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")  # ensure_ascii: odd file names stay one line
         self.counts[rejected.reason] += 1
@@ -96,7 +100,7 @@ def ingest(
     start = time.perf_counter()
     src = Path(src)
     if not src.is_dir():
-        raise FileNotFoundError(f"ingest source {src} is not a folder; pass a folder of images or IDX files")
+        raise FileNotFoundError(f"ingest source {src} is not a folder; pass an image or IDX folder")
     quarantine = _Quarantine(Path(quarantine_dir), source)
     warnings: list[str] = []
     with DatasetWriter(dataset_dir, params) as writer:
@@ -107,13 +111,19 @@ def ingest(
             stats = _ingest_files(src, items, writer, quarantine, params, source, split)
     added, dups, conflicts = stats
     if conflicts:
-        warnings.append(f"{conflicts} duplicate images carried a different label than the stored copy; kept the stored one")
-    total = added + dups + sum(quarantine.counts.values())
-    return IngestResult(added, dups, dict(quarantine.counts), total, str(dataset_dir), tuple(warnings), round(time.perf_counter() - start, 3))
+        warnings.append(f"{conflicts} duplicates had another label than the stored copy (kept)")
+    counts, seconds = dict(quarantine.counts), round(time.perf_counter() - start, 3)
+    total = added + dups + sum(counts.values())
+    return IngestResult(added, dups, counts, total, str(dataset_dir), tuple(warnings), seconds)
 
 
 def scan_folder(
-    src: Path, params: DataParams, quarantine_dir: Path, size: int | None = None, *, source: str = "score"
+    src: Path,
+    params: DataParams,
+    quarantine_dir: Path,
+    size: int | None = None,
+    *,
+    source: str = "score",
 ) -> tuple[ImageSet, pd.DataFrame, dict[str, int]]:
     """Validate loose images (every file under `src`) for scoring, without storing a dataset.
 
@@ -124,19 +134,28 @@ def scan_folder(
     src = Path(src)
     arrays, meta = [], []
     for path in _walk(src, {Path(quarantine_dir).resolve()}):
-        data, result = _read_and_validate(path, src, params)
+        # Scoring stores nothing, so file links leading outside src (as `xfer score FILES` makes)
+        # are followed here; ingest quarantines them instead.
+        data, result = _read_and_validate(path, src, params, follow_files=True)
         if isinstance(result, Rejected):
             quarantine.add(path, data, result)
         elif result is not None:
             arrays.append(decode_png(result.png))
-            meta.append({"path": os.fsdecode(path), "sha256": result.sha256, "width": result.width, "height": result.height})
-    images = ImageSet(stack_images(arrays, size), None, [m["sha256"] for m in meta])
-    return images, pd.DataFrame(meta, columns=["path", "sha256", "width", "height"]), dict(quarantine.counts)
+            meta.append((os.fsdecode(path), result.sha256, result.width, result.height))
+    images = ImageSet(stack_images(arrays, size), None, [m[1] for m in meta])
+    columns = ["path", "sha256", "width", "height"]
+    return images, pd.DataFrame(meta, columns=columns), dict(quarantine.counts)
 
 
-def _layout(src: Path, labelled: bool | None, outputs: tuple[Path, ...], warnings: list[str]) -> Iterator[_Item]:
+def _layout(
+    src: Path, labelled: bool | None, outputs: tuple[Path, ...], warnings: list[str]
+) -> Iterator[_Item]:
     skip = {p.resolve() for p in outputs}
-    classes = [d for d in sorted(src.iterdir()) if d.is_dir() and not d.name.startswith(".") and d.resolve() not in skip]
+    classes = [
+        d
+        for d in sorted(src.iterdir())
+        if d.is_dir() and not d.name.startswith(".") and d.resolve() not in skip
+    ]
     if labelled is None:
         labelled = bool(classes)
     if not labelled:
@@ -145,11 +164,15 @@ def _layout(src: Path, labelled: bool | None, outputs: tuple[Path, ...], warning
         raise ValueError(f"{src} has no class folders; pass labelled=False to ingest a flat folder")
     loose = [p for p in src.iterdir() if not p.name.startswith(".") and not p.is_dir()]
     if loose:
-        warnings.append(f"{len(loose)} files directly in {src} have no class folder and were skipped")
+        warnings.append(
+            f"{len(loose)} files directly in {src} have no class folder and were skipped"
+        )
     return _class_items(src, classes, skip, warnings)
 
 
-def _class_items(src: Path, classes: list[Path], skip: set[Path], warnings: list[str]) -> Iterator[_Item]:
+def _class_items(
+    src: Path, classes: list[Path], skip: set[Path], warnings: list[str]
+) -> Iterator[_Item]:
     for folder in classes:
         if folder.is_symlink():
             yield _Item(folder, None)  # checked (and quarantined if it leaves src) by the reader
@@ -166,19 +189,26 @@ def _walk(root: Path, skip: set[Path]) -> Iterator[Path]:
     """Every non-hidden file under root, sorted; symlinked folders are yielded, not entered."""
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(dirpath)
-        keep = [n for n in sorted(dirnames) if not n.startswith(".") and (here / n).resolve() not in skip]
+        keep = [
+            n
+            for n in sorted(dirnames)
+            if not n.startswith(".") and (here / n).resolve() not in skip
+        ]
         yield from (here / n for n in keep if (here / n).is_symlink())
         dirnames[:] = [n for n in keep if not (here / n).is_symlink()]
         yield from (here / n for n in sorted(filenames) if not n.startswith("."))
 
 
-def _read_and_validate(path: Path, src: Path, params: DataParams) -> tuple[bytes | None, Accepted | Rejected | None]:
+def _read_and_validate(
+    path: Path, src: Path, params: DataParams, follow_files: bool = False
+) -> tuple[bytes | None, Accepted | Rejected | None]:
     """(raw bytes, verdict); verdict None means "not a file to ingest" (an in-source folder link)."""
     if path.is_symlink():
         target = path.resolve()
-        if not target.is_relative_to(src.resolve()):
-            link = os.fsencode(os.readlink(path))
-            return link, Rejected("symlink_outside_source", f"points to {os.fsdecode(target)}, outside {src}")
+        outside = not target.is_relative_to(src.resolve())
+        if outside and not (follow_files and target.is_file()):
+            detail = f"points to {os.fsdecode(target)}, outside {src}"
+            return os.fsencode(os.readlink(path)), Rejected("symlink_outside_source", detail)
         if target.is_dir():
             return None, None  # its files are already under src
     try:
@@ -219,7 +249,12 @@ def _ingest_files(
 
 
 def _ingest_idx(
-    src: Path, writer: DatasetWriter, quarantine: _Quarantine, params: DataParams, source: str, split: str | None
+    src: Path,
+    writer: DatasetWriter,
+    quarantine: _Quarantine,
+    params: DataParams,
+    source: str,
+    split: str | None,
 ) -> tuple[int, int, int]:
     added = dups = conflicts = 0
     for idx_split, images_file, labels_file in idx_pairs(src):
@@ -227,7 +262,9 @@ def _ingest_idx(
             continue
         images, labels = read_idx(images_file), read_idx(labels_file)
         if images.shape[0] != labels.shape[0] or int(labels.max(initial=0)) >= len(FASHION_CLASSES):
-            raise ValueError(f"{images_file} / {labels_file} do not pair up as Fashion-MNIST (shapes {images.shape}, {labels.shape})")
+            raise ValueError(
+                f"{images_file} / {labels_file} do not pair up as Fashion-MNIST (shapes {images.shape}, {labels.shape})"
+            )
         for i, (pixels, y) in enumerate(zip(images, labels, strict=True)):
             img = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))
             result, name = normalise(img, params, "IDX"), f"{images_file.name}#{i}"

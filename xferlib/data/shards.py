@@ -8,6 +8,7 @@ written to a temporary file and renamed, so a crash leaves the previous dataset 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
@@ -63,8 +64,15 @@ class DatasetWriter:
     def __init__(self, dataset_dir: Path | str, params: DataParams) -> None:
         self.dir = Path(dataset_dir)
         self.shard_size = params.shard_size
+        # One writer per dataset at a time (two ingests would each rewrite the manifest). The lock
+        # is on the folder itself, so no lock file ends up in the DVC-tracked dataset.
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._lock: int | None = os.open(self.dir, os.O_RDONLY)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         self._old = read_manifest(self.dir) if (self.dir / MANIFEST).exists() else _empty()
-        self._labels: dict[str, str | None] = dict(zip(self._old["sha256"], self._old["label"], strict=True))
+        self._labels: dict[str, str | None] = dict(
+            zip(self._old["sha256"], self._old["label"], strict=True)
+        )
         self._pending: list[_Pending] = []
         self._rows: list[dict[str, Any]] = []
 
@@ -75,7 +83,9 @@ class DatasetWriter:
         """The label of an image already in the dataset (or added by this writer)."""
         return self._labels[sha256]
 
-    def add(self, image: Accepted, *, label: str | None, split: str | None, source: str, path: str) -> bool:
+    def add(
+        self, image: Accepted, *, label: str | None, split: str | None, source: str, path: str
+    ) -> bool:
         """Queue one image; False (and nothing stored) if its sha256 is already in the dataset."""
         if image.sha256 in self._labels:
             return False
@@ -93,22 +103,38 @@ class DatasetWriter:
 
     def close(self) -> pd.DataFrame:
         """Write the last shard and the manifest (old rows + new rows); returns the manifest."""
-        self._flush_shard()
-        new = pd.DataFrame(self._rows, columns=COLUMNS)
-        manifest = pd.concat([self._old, new], ignore_index=True) if len(self._old) else new
-        self.dir.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pandas(manifest, schema=SCHEMA, preserve_index=False)
-        buf = pa.BufferOutputStream()
-        pq.write_table(table, buf)
-        _atomic_write(self.dir / MANIFEST, buf.getvalue().to_pybytes())
-        return manifest
+        try:
+            self._flush_shard()
+            if not self._rows:  # nothing new: leave the dataset (or its absence) as it was
+                return self._old
+            new = pd.DataFrame(self._rows, columns=COLUMNS)
+            manifest = pd.concat([self._old, new], ignore_index=True) if len(self._old) else new
+            table = pa.Table.from_pandas(manifest, schema=SCHEMA, preserve_index=False)
+            buf = pa.BufferOutputStream()
+            pq.write_table(table, buf)
+            _atomic_write(self.dir / MANIFEST, buf.getvalue().to_pybytes())
+            return manifest
+        finally:
+            self._unlock()
 
     def __enter__(self) -> DatasetWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             self.close()
+        else:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
 
     def _flush_shard(self) -> None:
         if not self._pending:
@@ -144,7 +170,9 @@ def read_image_bytes(dataset_dir: Path | str, row: Any) -> bytes:
         f.seek(int(row["offset"]))
         data = f.read(int(row["length"]))
     if hashlib.sha256(data).hexdigest() != row["sha256"]:
-        raise OSError(f"image {row['sha256']} in shard {row['shard']} is corrupt; re-run `dvc pull`")
+        raise OSError(
+            f"image {row['sha256']} in shard {row['shard']} is corrupt; re-run `dvc pull`"
+        )
     return data
 
 
@@ -203,7 +231,9 @@ def _labels(rows: pd.DataFrame, label_map: dict[str, int] | None) -> torch.Tenso
         return None
     unknown = sorted({str(v) for v in rows["label"] if v not in label_map})
     if unknown:
-        raise ValueError(f"labels {unknown[:5]} are not in label_map; valid: {sorted(label_map)[:20]}")
+        raise ValueError(
+            f"labels {unknown[:5]} are not in label_map; valid: {sorted(label_map)[:20]}"
+        )
     return torch.tensor([label_map[v] for v in rows["label"]], dtype=torch.int64)
 
 

@@ -90,8 +90,9 @@ def _check_and_load(img: Image.Image, params: DataParams) -> Accepted | Rejected
         return rejected
     fmt = img.format or "unknown"
     try:
-        if _frame_count(img) > 1:
-            return Rejected("animated", f"{fmt} with {_frame_count(img)} frames; expected one image")
+        frames = _frame_count(img)
+        if frames > 1:
+            return Rejected("animated", f"{fmt} with {frames} frames; expected a single image")
         img.load()  # full decode; ImageFile.LOAD_TRUNCATED_IMAGES stays False
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return Rejected("too_large", str(exc).split(".")[0])
@@ -107,7 +108,9 @@ def _check_header(img: Image.Image, params: DataParams) -> Rejected | None:
     """Checks that need only the header: size limits and mode, before any pixel is decoded."""
     w, h = img.size
     if w * h > params.max_pixels:
-        return Rejected("too_large", f"{w}x{h} = {w * h} pixels > data.max_pixels={params.max_pixels}")
+        return Rejected(
+            "too_large", f"{w}x{h} = {w * h} pixels > data.max_pixels={params.max_pixels}"
+        )
     if min(w, h) < params.min_side:
         return Rejected("too_small", f"{w}x{h}: a side is < data.min_side={params.min_side}")
     if img.mode not in _MODES:

@@ -39,10 +39,13 @@ def run_preset(
 
     definition = DataDefinition(numerical_columns=num, categorical_columns=cat)
     cols = num + cat
-    return Report([DataDriftPreset(drift_share=0.5)], include_tests=True).run(
-        current_data=Dataset.from_pandas(current[cols].copy(), data_definition=definition),
-        reference_data=Dataset.from_pandas(reference[cols].copy(), data_definition=definition),
-    )
+    with np.errstate(
+        divide="ignore", invalid="ignore"
+    ):  # constant columns (width) warn in correlations
+        return Report([DataDriftPreset(drift_share=0.5)], include_tests=True).run(
+            current_data=Dataset.from_pandas(current[cols].copy(), data_definition=definition),
+            reference_data=Dataset.from_pandas(reference[cols].copy(), data_definition=definition),
+        )
 
 
 def parse_snapshot(snap: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +118,8 @@ def evidently_summary(
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        snap.save_html(str(out / f"{stem}.evidently.html"))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            snap.save_html(str(out / f"{stem}.evidently.html"))
         snap.save_json(str(out / f"{stem}.evidently.json"))
         summary["html"] = str(out / f"{stem}.evidently.html")
         summary["snapshot_json"] = str(out / f"{stem}.evidently.json")

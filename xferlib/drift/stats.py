@@ -22,14 +22,20 @@ def _subsample(x: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _rbf_kernel(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """exp(-|a-b|^2 / median pairwise |a-b|^2), computed in place to keep one N x N buffer."""
     sq = np.einsum("ij,ij->i", z, z)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (z @ z.T), 0.0)
+    k = z @ z.T
+    k *= -2.0
+    k += sq[:, None]
+    k += sq[None, :]
+    np.maximum(k, 0.0, out=k)
     probe = rng.choice(len(z), min(len(z), 500), replace=False)
-    sub = d2[np.ix_(probe, probe)]
+    sub = k[np.ix_(probe, probe)]
     med = float(np.median(sub[np.triu_indices(len(probe), 1)])) if len(probe) > 1 else 0.0
     if not med > 0:  # (near-)constant embeddings: any positive bandwidth will do
-        med = float(d2.mean()) or 1.0
-    return np.exp(-d2 / med, dtype=np.float32)
+        med = float(k.mean()) or 1.0
+    k *= -1.0 / med
+    return np.exp(k, out=k)
 
 
 def mmd_test(
@@ -43,7 +49,9 @@ def mmd_test(
     k = _rbf_kernel(np.concatenate([x, y]), rng)
     sign = np.concatenate([np.full(n, 1.0 / n), np.full(m, -1.0 / m)]).astype(np.float32)
     # Column 0 is the observed split; the rest are random relabellings of the pooled rows.
-    perms = np.stack([sign] + [rng.permutation(sign) for _ in range(permutations)], axis=1)
+    perms = np.concatenate(
+        [sign[:, None], rng.permuted(np.tile(sign[:, None], (1, permutations)), axis=0)], 1
+    )
     mmd2 = np.einsum("ij,ij->j", perms, k @ perms)
     obs = float(mmd2[0])
     p = (1.0 + float(np.sum(mmd2[1:] >= obs - 1e-12))) / (1.0 + permutations)

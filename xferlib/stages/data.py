@@ -39,7 +39,7 @@ def init(workdir: str | os.PathLike[str] | None, remote: str | None = None) -> d
     for name in ("params.yaml", "dvc.yaml"):
         target = wd.root / name
         if not target.exists():
-            target.write_text(resources.files("xferlib.templates").joinpath(name).read_text())
+            target.write_text(resources.files("xferlib").joinpath("templates", name).read_text())
     gi = wd.root / ".gitignore"
     if not gi.exists():
         gi.write_text(_GITIGNORE)

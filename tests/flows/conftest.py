@@ -1,0 +1,90 @@
+"""A tiny but real work directory (tiny backbone, a few hundred Fashion-MNIST images, real git + DVC,
+MLflow on one shared sqlite store) and Prefect's real local API for the orchestration tests."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from xferlib.data.fashion import FASHION_CLASSES, export_imagefolder, load_fashion_mnist
+from xferlib.stages.demo_data import shift_array
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+TINY = {
+    "model": {"backbone": "tiny", "pretrained": False, "image_size": 28},
+    "finetune": {"strategy": "full", "epochs": 3, "lr_backbone": 3.0e-3, "lr_head": 3.0e-3, "batch_size": 32, "augment": False},
+    "retrain": {"strategy": "full", "epochs": 2, "replay_size": 100},
+    "drift": {"min_window": 60, "permutations": 99, "reference_size": 300},
+    "registry": {"max_forgetting": 1.0},
+}
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One sqlite store for the session (first use of a new DB costs seconds of migrations)."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    yield uri
+    if old is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+@pytest.fixture(scope="session")
+def fashion() -> tuple[np.ndarray, np.ndarray]:
+    return load_fashion_mnist(split="train", limit=3000)
+
+
+def make_workdir(root: Path, fashion: tuple[np.ndarray, np.ndarray], extra: dict | None = None) -> Path:
+    """A trained champion (v1) in a fresh work directory with a model name of its own."""
+    from xferlib.stages import data, training
+
+    x, y = fashion
+    data.init(root)
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    for section, values in {**TINY, **(extra or {})}.items():
+        raw[section].update(values)
+    raw["registry"]["model_name"] = f"flowtest-{uuid.uuid4().hex[:8]}"
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    export_imagefolder(x[:400], y[:400], FASHION_CLASSES, root.parent / f"{root.name}-src", "s")
+    data.ingest(root, root.parent / f"{root.name}-src")
+    data.prepare(root)
+    training.train(root)
+    return root
+
+
+def write_window(folder: Path, images: np.ndarray, shift: str | None = None) -> Path:
+    from PIL import Image
+
+    imgs = shift_array(images, shift, 5, 0) if shift else np.repeat(images[..., None], 3, -1)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(imgs):
+        Image.fromarray(np.asarray(img, dtype=np.uint8)).save(folder / f"w{i:04d}.png")
+    return folder
+
+
+def write_feedback(folder: Path, x: np.ndarray, y: np.ndarray, shift: str, shuffle_labels: bool = False) -> Path:
+    labels = np.random.default_rng(0).permutation(y) if shuffle_labels else y
+    export_imagefolder(shift_array(x, shift, 5, 1), labels, FASHION_CLASSES, folder, "fb")
+    return folder

@@ -1,0 +1,98 @@
+"""Tracker behaviour against real MLflow backends (server over HTTP and embedded sqlite)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from xferlib.models import Classifier, create_backbone, save_model
+from xferlib.registry_client import mlflow_client
+from xferlib.tracking import Tracker, run_url, system_info
+
+pytestmark = pytest.mark.integration
+
+
+def test_params_are_stringified_truncated_and_secrets_never_logged(tracking_uri: str, tmp_path: Path) -> None:
+    flat = {
+        "finetune.lr_head": 0.01,
+        "model.weights": None,
+        "storage.aws_secret_access_key": "AKIA-very-secret",
+        "alerts.webhook_token": "tok-123",
+        "db.password": "hunter2",
+        "notes": "x" * 7000,
+    }
+    with Tracker.start(tracking_uri, "xfer-test", "params", artifact_root=tmp_path) as run:
+        run.log_params(flat)
+    params = mlflow_client(tracking_uri).get_run(run.run_id).data.params
+    assert params["finetune.lr_head"] == "0.01" and params["model.weights"] == "None"
+    assert len(params["notes"]) == 6000
+    logged = " ".join(params.values())
+    assert not any(s in logged for s in ("AKIA-very-secret", "tok-123", "hunter2"))
+    assert params["db.password"] == "[redacted]"
+
+
+def test_metrics_are_buffered_and_flushed_in_batches(tracking_uri: str, tmp_path: Path) -> None:
+    client = mlflow_client(tracking_uri)
+    with Tracker.start(tracking_uri, "xfer-test", "metrics", artifact_root=tmp_path, flush_every=50) as run:
+        for step in range(49):
+            run.log_metrics(step, {"loss": 1.0 / (step + 1), "lr": 0.1})
+        assert client.get_metric_history(run.run_id, "loss") == []  # still buffered
+        run.log_metrics(49, {"loss": 0.02, "lr": 0.1})  # the 50th step flushes
+        assert len(client.get_metric_history(run.run_id, "loss")) == 50
+        for step in range(50, 70):
+            run.log_metrics(step, {"loss": 0.01})
+    history = client.get_metric_history(run.run_id, "loss")  # close() flushed the rest
+    assert sorted(m.step for m in history) == list(range(70))
+    assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_a_failing_block_ends_the_run_failed_with_its_metrics(tracking_uri: str, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        with Tracker.start(tracking_uri, "xfer-test", "fails", artifact_root=tmp_path) as run:
+            run.log_metrics(0, {"loss": 1.0})
+            raise RuntimeError("boom")
+    client = mlflow_client(tracking_uri)
+    assert client.get_run(run.run_id).info.status == "FAILED"
+    assert len(client.get_metric_history(run.run_id, "loss")) == 1
+
+
+def test_log_model_records_sha_and_a_servable_uint8_pytorch_model(tracking_uri: str, tmp_path: Path) -> None:
+    import mlflow.artifacts
+    import mlflow.pytorch
+
+    model = Classifier(create_backbone("tiny", pretrained=False, image_size=16), 3).eval()
+    digest = save_model(model, tmp_path / "model", ["a", "b", "c"])
+    example = np.random.default_rng(0).integers(0, 256, (2, 3, 24, 24), dtype=np.uint8)
+    with Tracker.start(tracking_uri, "xfer-test", "model", artifact_root=tmp_path) as run:
+        sha = run.log_model(tmp_path / "model", model, example, pytorch_flavor=True)
+        run.log_dict({"classes": ["a", "b", "c"]}, "meta/classes.json")
+    assert sha == digest
+    client = mlflow_client(tracking_uri)
+    assert client.get_run(run.run_id).data.tags["xfer.weights_sha256"] == digest
+    names = {a.path for a in client.list_artifacts(run.run_id, "xfer_model")}
+    assert names == {"xfer_model/model.pt", "xfer_model/model.json"}
+    models = client.search_logged_models(experiment_ids=[run.experiment_id])
+    logged = [m for m in models if m.source_run_id == run.run_id]
+    assert len(logged) == 1
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=logged[0].artifact_location, dst_path=str(tmp_path / "dl"), tracking_uri=tracking_uri
+    )
+    served = mlflow.pytorch.load_model(local)
+    with torch.no_grad():
+        want = model(model.preprocess(torch.from_numpy(example)))
+        got = served(torch.from_numpy(example))
+    assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_system_info_and_run_url() -> None:
+    info = system_info()
+    assert info["device"] in ("cpu",) or info["cuda_available"]
+    assert info["cpu_count"] >= 1 and info["python"].startswith("3.")
+    run_id = uuid.uuid4().hex
+    assert run_url("http://h:5000/", run_id, "7") == f"http://h:5000/#/experiments/7/runs/{run_id}"
+    assert run_url("http://h:5000", run_id).endswith(f"/#/runs/{run_id}")
+    assert f"runs:/{run_id}" in run_url("sqlite:////w/mlflow.db", run_id)
