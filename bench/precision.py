@@ -21,7 +21,11 @@ import torch.nn.functional as F
 from xferlib.finetune.runtime import Runtime
 from xferlib.models import Classifier, create_backbone
 
-MODES = {"fp32": ("fp32", False), "channels_last": ("fp32", True), "bf16_channels_last": ("bf16", True)}
+MODES = {
+    "fp32": ("fp32", False),
+    "channels_last": ("fp32", True),
+    "bf16_channels_last": ("bf16", True),
+}
 
 
 def _model(name: str, size: int, channels_last: bool) -> Classifier:
@@ -30,7 +34,9 @@ def _model(name: str, size: int, channels_last: bool) -> Classifier:
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def _time_train(model: Classifier, rt: Runtime, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
+def _time_train(
+    model: Classifier, rt: Runtime, x: torch.Tensor, y: torch.Tensor, steps: int
+) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
     start = time.perf_counter()
@@ -54,7 +60,9 @@ def _time_eval(model: Classifier, rt: Runtime, x: torch.Tensor, steps: int) -> f
     return steps * len(x) / (time.perf_counter() - start)
 
 
-def measure(name: str, size: int, batch: int, steps: int, repeats: int) -> dict[str, dict[str, float]]:
+def measure(
+    name: str, size: int, batch: int, steps: int, repeats: int
+) -> dict[str, dict[str, float]]:
     """Median train/eval images per second for each mode of one backbone."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     x = torch.randn(batch, 3, size, size, device=device)
@@ -87,7 +95,10 @@ def main() -> None:
         results[name] = r
         ratio[name] = {m: {k: r[m][k] / r["fp32"][k] for k in ("train", "eval")} for m in MODES}
         print(name, json.dumps({m: {k: round(v, 1) for k, v in d.items()} for m, d in r.items()}))
-        print("  ratio vs fp32", json.dumps({m: {k: round(v, 2) for k, v in d.items()} for m, d in ratio[name].items()}))
+        print(
+            "  ratio vs fp32",
+            json.dumps({m: {k: round(v, 2) for k, v in d.items()} for m, d in ratio[name].items()}),
+        )
     out = {
         "what": "images/s (median of repeats) and ratio to fp32 in the same run",
         "device": "cuda" if torch.cuda.is_available() else "cpu",

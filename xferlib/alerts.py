@@ -22,11 +22,11 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from xferlib.secrets import redact, redact_obj, redact_url
 
-KINDS = (
+AlertKind = Literal[
     "drift_detected",
     "retrain_started",
     "retrain_finished",
@@ -34,8 +34,9 @@ KINDS = (
     "promoted",
     "rejected",
     "rolled_back",
-)
+]
 WebhookStatus = Literal["sent", "failed", "disabled", "duplicate"]
+KINDS: tuple[str, ...] = get_args(AlertKind)
 _EMOJI = {
     "drift_detected": ":warning:",
     "retrain_started": ":arrows_counterclockwise:",
@@ -51,7 +52,7 @@ _EMOJI = {
 class Alert:
     """One operational event. `dedup_key` defaults to a hash of the identifying fields."""
 
-    kind: str
+    kind: str  # one of KINDS (AlertKind); checked at construction
     model_name: str
     model_version: str | None = None
     report_path: str | None = None

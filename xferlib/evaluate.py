@@ -40,7 +40,9 @@ class EvalResult:
         return {k: getattr(self, k) for k in keys}
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+def expected_calibration_error(
+    probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> float:
     """Sum over confidence bins of |accuracy - mean confidence|, weighted by the bin's share."""
     if len(labels) == 0:
         return 0.0
@@ -73,7 +75,12 @@ def metrics_from_probs(probs: np.ndarray, labels: np.ndarray, class_names: list[
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
     present = support > 0  # macro-F1 over classes that occur in the data
     per_class = {
-        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]), "support": int(support[i])}
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
         for i, name in enumerate(class_names)
     }
     n = len(labels)
@@ -90,7 +97,9 @@ def metrics_from_probs(probs: np.ndarray, labels: np.ndarray, class_names: list[
     )
 
 
-def evaluate(model: Classifier, data: ImageSet, class_names: list[str], batch_size: int = 256) -> EvalResult:
+def evaluate(
+    model: Classifier, data: ImageSet, class_names: list[str], batch_size: int = 256
+) -> EvalResult:
     """Evaluate `model` (eval mode) on a labelled ImageSet."""
     from xferlib.finetune import predict
 
@@ -105,7 +114,12 @@ def write_eval(result: EvalResult, metrics_json: Path, plots_dir: Path) -> None:
     metrics_json, plots_dir = Path(metrics_json), Path(plots_dir)
     metrics_json.parent.mkdir(parents=True, exist_ok=True)
     plots_dir.mkdir(parents=True, exist_ok=True)
-    flat = {"accuracy": result.accuracy, "macro_f1": result.macro_f1, "ece": result.ece, "n": result.n}
+    flat = {
+        "accuracy": result.accuracy,
+        "macro_f1": result.macro_f1,
+        "ece": result.ece,
+        "n": result.n,
+    }
     _atomic_text(metrics_json, json.dumps({**flat, "per_class": result.per_class}, indent=2))
     _write_confusion_csv(result, plots_dir / "confusion.csv")
     _plot_confusion(result, plots_dir / "confusion.png")
@@ -124,7 +138,9 @@ def _write_confusion_csv(result: EvalResult, path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["actual", "predicted"])
         names = result.class_names
-        writer.writerows((names[t], names[p]) for t, p in zip(result.y_true, result.y_pred, strict=True))
+        writer.writerows(
+            (names[t], names[p]) for t, p in zip(result.y_true, result.y_pred, strict=True)
+        )
     os.replace(tmp, path)
 
 
@@ -147,6 +163,14 @@ def _plot_confusion(result: EvalResult, path: Path) -> None:
     ax.set_title(f"accuracy {result.accuracy:.3f}  macro-F1 {result.macro_f1:.3f}  n={result.n}")
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8, color="black" if cm[i, j] < cm.max() / 2 else "white")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="black" if cm[i, j] < cm.max() / 2 else "white",
+            )
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -64,7 +64,9 @@ class _Store:
         else:
             root = Path(self.root)
             uris = [str(p) for p in root.glob("dt=*/hour=*/*.parquet")] if root.is_dir() else []
-        return sorted(u for u in uris if u.rsplit("/", 1)[-1].startswith(_PART) and u.endswith(".parquet"))
+        return sorted(
+            u for u in uris if u.rsplit("/", 1)[-1].startswith(_PART) and u.endswith(".parquet")
+        )
 
 
 def _partition(uri: str) -> str:
@@ -101,7 +103,9 @@ def _read(store: _Store, uris: list[str]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
         return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True).sort_values(TS, kind="stable").reset_index(drop=True)
+    return (
+        pd.concat(frames, ignore_index=True).sort_values(TS, kind="stable").reset_index(drop=True)
+    )
 
 
 def _by_partition_newest_first(uris: list[str]) -> list[list[str]]:
@@ -168,12 +172,22 @@ def _one_window(store: _Store, uris: list[str], window_id: str | None) -> pd.Dat
         if window_id is None and len(rows):
             window_id = str(rows["window_id"].iloc[-1]) if "window_id" in rows else None
             if window_id is None:
-                raise ValueError("the monitoring log has no window_id column; read it with last_n= or start=/end=")
-        hit = rows[rows["window_id"].astype(str) == window_id] if len(rows) and "window_id" in rows else rows.iloc[:0]
+                raise ValueError(
+                    "the monitoring log has no window_id column; read it with last_n= or start=/end="
+                )
+        hit = (
+            rows[rows["window_id"].astype(str) == window_id]
+            if len(rows) and "window_id" in rows
+            else rows.iloc[:0]
+        )
         if len(hit):
             found.append(hit)
         elif found:
             break
     if not found:
         return pd.DataFrame()
-    return pd.concat(found[::-1], ignore_index=True).sort_values(TS, kind="stable").reset_index(drop=True)
+    return (
+        pd.concat(found[::-1], ignore_index=True)
+        .sort_values(TS, kind="stable")
+        .reset_index(drop=True)
+    )

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urlparse
@@ -133,3 +134,27 @@ def ensure_experiment(
             return str(exp.experiment_id)
 
     return call_with_retries(tracking_uri, f"experiment {name!r}", get_or_create)
+
+
+@contextmanager
+def fluent_target(uri: str, experiment_id: str) -> Iterator[None]:
+    """The fluent API (used by mlflow.pytorch.log_model) reads a process-global URI and experiment:
+    point them at this run's for the call, then restore the globals and the environment (mlflow's
+    setter rewrites MLFLOW_TRACKING_URI)."""
+    from mlflow.tracking import fluent
+    from mlflow.tracking._tracking_service import utils
+
+    env_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
+    saved_env = {k: os.environ.get(k) for k in env_keys}
+    saved = utils._tracking_uri, fluent._active_experiment_id
+    utils.set_tracking_uri(uri)
+    fluent._active_experiment_id = experiment_id  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        utils._tracking_uri, fluent._active_experiment_id = saved
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

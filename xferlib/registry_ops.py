@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 from xferlib.registry_audit import AuditRow, history, write_audit
@@ -24,6 +25,7 @@ from xferlib.registry_versions import (
     REPLACED,
     ROLLBACK_TO,
     STATUS,
+    VersionInfo,
     aliases,
     champion_version,
     drop_alias,
@@ -77,13 +79,11 @@ def register_candidate(
 Step = tuple[str, Callable[[], None]]
 
 
-def decision_steps(tracking_uri: str, name: str, decision: PromotionDecision) -> list[Step]:
-    """The ordered steps `apply_decision` runs (see the module docstring); each is idempotent.
-
-    Public so tests can stop after any prefix (a crash) and check the registry is still consistent.
-    """
-    version = decision.challenger.version
-    info = get_version_info(tracking_uri, name, version)
+def _check_can_apply(
+    tracking_uri: str, name: str, decision: PromotionDecision, info: VersionInfo
+) -> str | None:
+    """Refuse stale or conflicting decisions; returns the current champion version."""
+    version = info.version
     if info.tags.get(STATUS) == "done":
         raise ValueError(
             f"{name} v{version} was already gated ({info.tags.get(DECISION)}); register a new candidate"
@@ -93,15 +93,27 @@ def decision_steps(tracking_uri: str, name: str, decision: PromotionDecision) ->
         raise RuntimeError(
             f"{name} v{others[0]} has an unfinished registry operation; run registry.resume first"
         )
-    now = aliases(tracking_uri, name)
-    current = now.get(CHAMPION)
-    resuming = info.tags.get(STATUS) == "applying"
-    before = now.get(PREVIOUS, "") if current == version else (current or "")
+    current = aliases(tracking_uri, name).get(CHAMPION)
     expected = decision.champion.version if decision.champion else None
-    if not resuming and current != expected:
+    if info.tags.get(STATUS) != "applying" and current != expected:
         raise RuntimeError(
             f"{name}@champion is v{current} but the decision compared against v{expected}; re-run the gate"
         )
+    return current
+
+
+def decision_steps(tracking_uri: str, name: str, decision: PromotionDecision) -> list[Step]:
+    """The ordered steps `apply_decision` runs (see the module docstring); each is idempotent.
+
+    Public so tests can stop after any prefix (a crash) and check the registry is still consistent.
+    """
+    version = decision.challenger.version
+    info = get_version_info(tracking_uri, name, version)
+    resuming = info.tags.get(STATUS) == "applying"
+    current = _check_can_apply(tracking_uri, name, decision, info)
+    before = (
+        aliases(tracking_uri, name).get(PREVIOUS, "") if current == version else (current or "")
+    )
     promote = decision.action == "promote"
     row = AuditRow(
         model=name,
@@ -124,9 +136,13 @@ def decision_steps(tracking_uri: str, name: str, decision: PromotionDecision) ->
                 ("keep previous champion", lambda: set_alias(tracking_uri, name, PREVIOUS, before))
             )
         steps.append(("move champion", lambda: set_alias(tracking_uri, name, CHAMPION, version)))
-    steps.append(("write audit row", lambda: write_audit(tracking_uri, row) and None))
+    steps.append(("write audit row", partial(_write_audit, tracking_uri, row)))
     steps.append(("mark done", lambda: tag_version(tracking_uri, name, version, {STATUS: "done"})))
     return steps
+
+
+def _write_audit(tracking_uri: str, row: AuditRow) -> None:
+    write_audit(tracking_uri, row)
 
 
 def apply_decision(tracking_uri: str, name: str, decision: PromotionDecision) -> AuditRow:

@@ -65,6 +65,9 @@ class Predictor:
 class ServingModule(torch.nn.Module):
     """A classifier with its preprocessing baked in, for MLflow's pytorch flavour: uint8 in, logits out."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, classifier: torch.nn.Module, preprocess: Preprocess):
         super().__init__()
         self.classifier = classifier

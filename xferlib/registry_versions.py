@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from xferlib.registry_client import call_with_retries, mlflow_client
@@ -113,7 +114,7 @@ def tag_version(tracking_uri: str, name: str, version: str, tags: dict[str, str]
         call_with_retries(
             tracking_uri,
             f"tag {name} v{version}",
-            lambda k=key, v=value: client.set_model_version_tag(name, version, k, v),
+            partial(client.set_model_version_tag, name, version, key, value),
         )
 
 

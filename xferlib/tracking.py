@@ -4,9 +4,8 @@ With `xferlib.registry*` this is the only place that imports mlflow, and it does
 functions) so that importing xferlib, or `xfer --help`, never pays MLflow's import cost.
 
 Two choices worth knowing:
-- Metrics are buffered and written with `log_batch` every `flush_every` steps, at `flush()` (epoch
-  end) and on close: a synchronous `log_metric` costs ~4 ms, a batch ~0.4 ms amortised per step
-  (see docs/FACTS: +25% vs +1.4% of a 30 ms step).
+- Metrics are aggregated per `log_every` steps and written with `log_batch` every `flush_every`
+  steps, at `flush()` (epoch end) and on close, by a background thread (`tracking_metrics`: why).
 - Every MLflow call goes through `registry_client.call_with_retries` (bounded, then
   `TrackingUnavailable` naming the URI), so a dead server never hangs a training run for minutes.
 """
@@ -16,9 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,9 +24,11 @@ from xferlib.registry_client import (
     TrackingUnavailable,
     call_with_retries,
     ensure_experiment,
+    fluent_target,
     is_remote,
     mlflow_client,
 )
+from xferlib.tracking_metrics import MetricBuffer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -115,14 +115,19 @@ class Tracker:
     The run ends FINISHED, or FAILED when the `with` block raised.
     """
 
-    def __init__(self, tracking_uri: str, run_id: str, experiment_id: str, flush_every: int = 50):
+    def __init__(
+        self,
+        tracking_uri: str,
+        run_id: str,
+        experiment_id: str,
+        flush_every: int = 100,
+        log_every: int = 10,
+    ):
         self.tracking_uri = tracking_uri
         self.run_id = run_id
         self.experiment_id = experiment_id
-        self.flush_every = max(1, flush_every)
         self._client = mlflow_client(tracking_uri)
-        self._buffer: list[Any] = []
-        self._steps_buffered = 0
+        self._metrics = MetricBuffer(self._write_metrics, flush_every, log_every)
         self._closed = False
 
     @classmethod
@@ -133,9 +138,14 @@ class Tracker:
         run_name: str | None = None,
         tags: dict[str, str] | None = None,
         artifact_root: Path | None = None,
-        flush_every: int = 50,
+        flush_every: int = 100,
+        log_every: int = 10,
     ) -> Tracker:
-        """Create (or reuse) the experiment and start a new run in it."""
+        """Create (or reuse) the experiment and start a new run in it.
+
+        Metrics: each `log_every` steps become one point (the window mean), sent every
+        `flush_every` steps; `log_every=1` records every step (see `tracking_metrics`).
+        """
         client = mlflow_client(tracking_uri)
         exp_id = ensure_experiment(client, tracking_uri, experiment, artifact_root)
         clean_tags = {k: str(v)[:MAX_TAG_LEN] for k, v in (tags or {}).items()}
@@ -144,7 +154,7 @@ class Tracker:
             "create run",
             lambda: client.create_run(exp_id, run_name=run_name, tags=clean_tags),
         )
-        return cls(tracking_uri, run.info.run_id, exp_id, flush_every)
+        return cls(tracking_uri, run.info.run_id, exp_id, flush_every, log_every)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         return call_with_retries(self.tracking_uri, what, fn)
@@ -159,7 +169,7 @@ class Tracker:
         params = [Param(k, v) for k, v in clean_params(flat).items()]
         for i in range(0, len(params), 100):  # MAX_PARAMS_TAGS_PER_BATCH
             chunk = params[i : i + 100]
-            self._call("log params", lambda c=chunk: self._client.log_batch(self.run_id, params=c))
+            self._call("log params", partial(self._client.log_batch, self.run_id, params=chunk))
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -167,26 +177,20 @@ class Tracker:
         items = [RunTag(str(k), str(v)[:MAX_TAG_LEN]) for k, v in tags.items()]
         for i in range(0, len(items), 100):
             chunk = items[i : i + 100]
-            self._call("set tags", lambda c=chunk: self._client.log_batch(self.run_id, tags=c))
+            self._call("set tags", partial(self._client.log_batch, self.run_id, tags=chunk))
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        """Buffer one step's metrics; written every `flush_every` steps (and by flush/close)."""
-        from mlflow.entities import Metric
+        """Record one step's metrics: aggregated per `log_every` window, written in the background
+        every `flush_every` steps (see `tracking_metrics`): microseconds, not a database write."""
+        self._metrics.add(step, metrics)
 
-        now = int(time.time() * 1000)
-        self._buffer.extend(Metric(k, float(v), now, int(step)) for k, v in metrics.items())
-        self._steps_buffered += 1
-        if self._steps_buffered >= self.flush_every:
-            self.flush()
+    def flush(self, wait: bool = False) -> None:
+        """Send buffered metrics now (call at epoch end so the UI is never an epoch behind);
+        `wait=True` returns only once they are stored. Raises a failed earlier write's error."""
+        self._metrics.flush(wait)
 
-    def flush(self) -> None:
-        """Write buffered metrics now (call at epoch end so the UI is never an epoch behind)."""
-        pending, self._buffer, self._steps_buffered = self._buffer, [], 0
-        for i in range(0, len(pending), 1000):  # MAX_METRICS_PER_BATCH
-            chunk = pending[i : i + 1000]
-            self._call(
-                "log metrics", lambda c=chunk: self._client.log_batch(self.run_id, metrics=c)
-            )
+    def _write_metrics(self, batch: list[Any]) -> None:
+        self._call("log metrics", lambda: self._client.log_batch(self.run_id, metrics=batch))
 
     def log_artifact(self, path: Path, subdir: str | None = None) -> None:
         """Log a file, or a directory's contents, under `subdir` of the run's artifacts."""
@@ -241,7 +245,7 @@ class Tracker:
         if preprocess is not None:
             module = ServingModule(module, preprocess)
         reqs = [f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"]
-        with _fluent_target(self.tracking_uri, self.experiment_id):
+        with fluent_target(self.tracking_uri, self.experiment_id):
             self._call(
                 "log pytorch model",
                 lambda: mlflow.pytorch.log_model(
@@ -258,7 +262,7 @@ class Tracker:
             return
         self._closed = True
         try:
-            self.flush()
+            self._metrics.close()
         finally:
             self._call("end run", lambda: self._client.set_terminated(self.run_id, status))
 
@@ -273,27 +277,3 @@ def _torch_version() -> str:
     import torch
 
     return torch.__version__.split("+")[0]
-
-
-@contextmanager
-def _fluent_target(uri: str, experiment_id: str) -> Iterator[None]:
-    """The fluent API (used by mlflow.pytorch.log_model) reads a process-global URI and experiment:
-    point them at this run's for the call, then restore the globals and the environment (mlflow's
-    setter rewrites MLFLOW_TRACKING_URI)."""
-    from mlflow.tracking import fluent
-    from mlflow.tracking._tracking_service import utils
-
-    env_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
-    saved_env = {k: os.environ.get(k) for k in env_keys}
-    saved = utils._tracking_uri, fluent._active_experiment_id
-    utils.set_tracking_uri(uri)
-    fluent._active_experiment_id = experiment_id
-    try:
-        yield
-    finally:
-        utils._tracking_uri, fluent._active_experiment_id = saved
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

@@ -107,3 +107,12 @@ def test_meta_columns_pass_through_without_being_tested(reference) -> None:
     assert not any(
         name.startswith(("window_id", "image_id", "model_version")) for name in report.tests
     )
+
+
+def test_importing_drift_monitoring_and_shifts_does_not_import_evidently() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, xferlib.drift, xferlib.monitoring, xferlib.data.shifts; print('evidently' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,3 +128,28 @@ def killable_server(mlflow_server: MlflowServer, tmp_path: Path) -> Iterator[Mlf
     server = MlflowServer(tmp_path / "mlflow.db", tmp_path / "artifacts", tmp_path / "server.log")
     yield server.start()
     server.kill()
+
+
+CLASSES = ["cat", "dog", "bird"]
+
+
+def _logged_run(uri: str, root: Path, tags: dict[str, str] | None = None, seed: int = 0) -> str:
+    """A finished run holding a tiny saved classifier under xfer_model/."""
+    import torch
+
+    from xferlib.models import Classifier, create_backbone, save_model
+    from xferlib.tracking import Tracker
+
+    torch.manual_seed(seed)
+    model = Classifier(create_backbone("tiny", pretrained=False), len(CLASSES)).eval()
+    model_dir = root / f"model-{uuid.uuid4().hex[:8]}"
+    save_model(model, model_dir, CLASSES)
+    with Tracker.start(uri, "xfer-test", "train", tags=tags, artifact_root=root / "art") as run:
+        run.log_model(model_dir)
+    return run.run_id
+
+
+@pytest.fixture
+def logged_run() -> Callable[..., str]:
+    """`logged_run(uri, root, tags=None, seed=0) -> run_id` of a run with a tiny model logged."""
+    return _logged_run

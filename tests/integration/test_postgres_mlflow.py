@@ -104,7 +104,7 @@ def postgres() -> Iterator[Postgres]:
 
 
 @dataclass(frozen=True)
-class MlflowServer:
+class PgMlflow:
     url: str
     bucket: str
     log: Path
@@ -125,9 +125,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, limit_s: f
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(
+def pg_mlflow(
     postgres: Postgres, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[MlflowServer]:
+) -> Iterator[PgMlflow]:
     bucket = f"xfer-mlflow-{uuid.uuid4().hex[:8]}"
     with pytest.MonkeyPatch.context() as mp:
         for name, value in s3_server.env().items():
@@ -147,7 +147,7 @@ def mlflow_server(
     try:
         took = _wait_healthy(url, proc, log, limit_s=180)
         print(f"mlflow server on postgres healthy after {took:.1f} s")
-        yield MlflowServer(url, bucket, log)
+        yield PgMlflow(url, bucket, log)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the server and its worker: our own process group
         try:
@@ -158,7 +158,7 @@ def mlflow_server(
 
 
 @pytest.fixture
-def client(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> object:
+def pg_client(pg_mlflow: PgMlflow, monkeypatch: pytest.MonkeyPatch) -> object:
     from mlflow import MlflowClient
 
     # Bounded client retries, so a dead backend surfaces as an error in seconds, not minutes.
@@ -167,7 +167,7 @@ def client(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> obje
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     for name in ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"):
         monkeypatch.delenv(name, raising=False)  # the client reaches S3 only through the server
-    return MlflowClient(tracking_uri=mlflow_server.url, registry_uri=mlflow_server.url)
+    return MlflowClient(tracking_uri=pg_mlflow.url, registry_uri=pg_mlflow.url)
 
 
 def _metric_rows(pg: Postgres, run_id: str, key: str) -> list[float]:
@@ -181,67 +181,67 @@ def _metric_rows(pg: Postgres, run_id: str, key: str) -> list[float]:
 
 
 def test_run_metric_artifact_version_and_alias_live_in_postgres_and_s3(
-    client, mlflow_server: MlflowServer, postgres: Postgres, s3_server: S3Server,
+    pg_client, pg_mlflow: PgMlflow, postgres: Postgres, s3_server: S3Server,
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    exp_id = client.create_experiment(f"xfer-it-{uuid.uuid4().hex[:6]}")
-    run = client.create_run(exp_id)
+    exp_id = pg_client.create_experiment(f"xfer-it-{uuid.uuid4().hex[:6]}")
+    run = pg_client.create_run(exp_id)
     run_id = run.info.run_id
-    client.log_metric(run_id, "val_accuracy", 0.875, step=1)
+    pg_client.log_metric(run_id, "val_accuracy", 0.875, step=1)
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "model.json").write_text('{"backbone": "tiny"}')
-    client.log_artifacts(run_id, str(tmp_path / "model"), artifact_path="model")
-    client.set_terminated(run_id)
+    pg_client.log_artifacts(run_id, str(tmp_path / "model"), artifact_path="model")
+    pg_client.set_terminated(run_id)
 
     assert _metric_rows(postgres, run_id, "val_accuracy") == [0.875]  # really in Postgres
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
-    stored = storage.list_uris(f"s3://{mlflow_server.bucket}/mlflow/")
+    stored = storage.list_uris(f"s3://{pg_mlflow.bucket}/mlflow/")
     assert any(uri.endswith(f"{run_id}/artifacts/model/model.json") for uri in stored), stored
     name = f"xfer-it-model-{uuid.uuid4().hex[:6]}"
-    client.create_registered_model(name)
-    version = client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run_id)
-    client.set_registered_model_alias(name, "champion", version.version)
-    champion = client.get_model_version_by_alias(name, "champion")
+    pg_client.create_registered_model(name)
+    version = pg_client.create_model_version(name, f"{run.info.artifact_uri}/model", run_id=run_id)
+    pg_client.set_registered_model_alias(name, "champion", version.version)
+    champion = pg_client.get_model_version_by_alias(name, "champion")
     assert str(champion.version) == str(version.version) == "1"
     assert champion.run_id == run_id
 
 
-def test_logging_recovers_after_a_postgres_restart(client, postgres: Postgres) -> None:
-    exp_id = client.create_experiment(f"xfer-restart-{uuid.uuid4().hex[:6]}")
-    run_id = client.create_run(exp_id).info.run_id
-    client.log_metric(run_id, "loss", 1.0, step=0)
+def test_logging_recovers_after_a_postgres_restart(pg_client, postgres: Postgres) -> None:
+    exp_id = pg_client.create_experiment(f"xfer-restart-{uuid.uuid4().hex[:6]}")
+    run_id = pg_client.create_run(exp_id).info.run_id
+    pg_client.log_metric(run_id, "loss", 1.0, step=0)
     postgres.pg_ctl("restart", "-m", "fast")  # drops every pooled connection of the server
     started = time.monotonic()
-    client.log_metric(run_id, "loss", 0.5, step=1)
+    pg_client.log_metric(run_id, "loss", 0.5, step=1)
     print(f"first call after the restart took {time.monotonic() - started:.2f} s")
-    history = [m.value for m in client.get_metric_history(run_id, "loss")]
+    history = [m.value for m in pg_client.get_metric_history(run_id, "loss")]
     assert history == [1.0, 0.5]
     assert _metric_rows(postgres, run_id, "loss") == [1.0, 0.5]
 
 
 def test_logging_while_postgres_is_down_fails_with_a_clear_error(
-    client, postgres: Postgres, mlflow_server: MlflowServer
+    pg_client, postgres: Postgres, pg_mlflow: PgMlflow
 ) -> None:
     from mlflow.exceptions import MlflowException
 
-    exp_id = client.create_experiment(f"xfer-down-{uuid.uuid4().hex[:6]}")
-    run_id = client.create_run(exp_id).info.run_id
+    exp_id = pg_client.create_experiment(f"xfer-down-{uuid.uuid4().hex[:6]}")
+    run_id = pg_client.create_run(exp_id).info.run_id
     postgres.run("pg_ctl", "-D", str(postgres.data), "-m", "fast", "-w", "stop")
     started = time.monotonic()
     try:
         with pytest.raises(MlflowException) as info:
-            client.log_metric(run_id, "loss", 0.1, step=0)
+            pg_client.log_metric(run_id, "loss", 0.1, step=0)
     finally:
         postgres.pg_ctl("start")
     elapsed = time.monotonic() - started
-    message, log = str(info.value), mlflow_server.log.read_text()
+    message, log = str(info.value), pg_mlflow.log.read_text()
     print(f"postgres down: client error after {elapsed:.1f} s: {message[:200]}")
     assert elapsed < 60
-    # The client sees the endpoint and a 503 (TEMPORARILY_UNAVAILABLE), retried a bounded
+    # The pg_client sees the endpoint and a 503 (TEMPORARILY_UNAVAILABLE), retried a bounded
     # number of times; the server log names the database and why.
     assert "runs/log-metric" in message and "503" in message
     assert f'"127.0.0.1", port {postgres.port} failed: Connection refused' in log
     assert postgres.password not in message and postgres.password not in log
-    client.log_metric(run_id, "loss", 0.2, step=1)  # and it works again once Postgres is back
-    assert [m.value for m in client.get_metric_history(run_id, "loss")] == [0.2]
+    pg_client.log_metric(run_id, "loss", 0.2, step=1)  # and it works again once Postgres is back
+    assert [m.value for m in pg_client.get_metric_history(run_id, "loss")] == [0.2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -12,25 +13,14 @@ import torch
 
 from xferlib import registry
 from xferlib.config import RegistryParams
-from xferlib.models import Classifier, ModelIntegrityError, create_backbone, save_model
+from xferlib.models import Classifier, ModelIntegrityError, create_backbone
 from xferlib.registry import CandidateMetrics, decide_promotion
 from xferlib.registry_client import mlflow_client
-from xferlib.tracking import Tracker
 
 pytestmark = pytest.mark.integration
 CFG = RegistryParams(min_improvement=0.0, max_forgetting=0.01)
-CLASSES = ["cat", "dog", "bird"]
-
-
-def logged_run(uri: str, root: Path, tags: dict[str, str] | None = None, seed: int = 0) -> str:
-    """A finished run holding a tiny saved classifier under xfer_model/."""
-    torch.manual_seed(seed)
-    model = Classifier(create_backbone("tiny", pretrained=False), len(CLASSES)).eval()
-    model_dir = root / f"model-{uuid.uuid4().hex[:8]}"
-    save_model(model, model_dir, CLASSES)
-    with Tracker.start(uri, "xfer-test", "train", tags=tags, artifact_root=root / "art") as run:
-        run.log_model(model_dir)
-    return run.run_id
+CLASSES = ["cat", "dog", "bird"]  # what the conftest logged_run saves
+LoggedRun = Callable[..., str]
 
 
 def promote(uri: str, name: str, version: str, new: float, old: float) -> registry.AuditRow:
@@ -46,7 +36,7 @@ def name() -> str:
 
 
 def test_register_is_idempotent_and_sets_challenger(
-    tracking_uri: str, name: str, tmp_path: Path
+    tracking_uri: str, name: str, tmp_path: Path, logged_run: LoggedRun
 ) -> None:
     run_id = logged_run(tracking_uri, tmp_path, tags={"xfer.data_version": "abc.dir@r1"})
     v1 = registry.register_candidate(tracking_uri, name, run_id, tags={"xfer.flow_run_id": "f-1"})
@@ -61,7 +51,9 @@ def test_register_is_idempotent_and_sets_challenger(
     assert lin["run_id"] == run_id and lin["parent_version"] == "" and lin["drift_report"] == ""
 
 
-def test_promote_reject_rollback_and_history(tracking_uri: str, name: str, tmp_path: Path) -> None:
+def test_promote_reject_rollback_and_history(
+    tracking_uri: str, name: str, tmp_path: Path, logged_run: LoggedRun
+) -> None:
     versions = [
         registry.register_candidate(tracking_uri, name, logged_run(tracking_uri, tmp_path))
         for _ in range(3)
@@ -93,7 +85,9 @@ def test_promote_reject_rollback_and_history(tracking_uri: str, name: str, tmp_p
     assert rows == sorted(rows, key=lambda r: r.timestamp_ns)
 
 
-def test_a_version_is_gated_once(tracking_uri: str, name: str, tmp_path: Path) -> None:
+def test_a_version_is_gated_once(
+    tracking_uri: str, name: str, tmp_path: Path, logged_run: LoggedRun
+) -> None:
     v1 = registry.register_candidate(tracking_uri, name, logged_run(tracking_uri, tmp_path))
     promote(tracking_uri, name, v1, 0.5, 0.9)
     with pytest.raises(ValueError, match="already gated"):
@@ -102,7 +96,7 @@ def test_a_version_is_gated_once(tracking_uri: str, name: str, tmp_path: Path) -
 
 
 def test_a_crash_after_any_step_leaves_a_champion_and_resume_completes(
-    tracking_uri: str, name: str, tmp_path: Path
+    tracking_uri: str, name: str, tmp_path: Path, logged_run: LoggedRun
 ) -> None:
     v1 = registry.register_candidate(tracking_uri, name, logged_run(tracking_uri, tmp_path))
     promote(tracking_uri, name, v1, 0.5, 0.9)
@@ -140,7 +134,7 @@ def _decision(name: str, uri: str, version: str) -> registry.PromotionDecision:
 
 
 def test_load_predictor_predicts_like_the_saved_model(
-    tracking_uri: str, name: str, tmp_path: Path
+    tracking_uri: str, name: str, tmp_path: Path, logged_run: LoggedRun
 ) -> None:
     run_id = logged_run(tracking_uri, tmp_path, seed=3)
     v = registry.register_candidate(tracking_uri, name, run_id)
@@ -159,7 +153,7 @@ def test_load_predictor_predicts_like_the_saved_model(
 
 
 def test_tampered_weights_are_refused(
-    tracking_uri: str, name: str, tmp_path: Path, mlflow_server: object
+    tracking_uri: str, name: str, tmp_path: Path, logged_run: LoggedRun, mlflow_server: object
 ) -> None:
     run_id = logged_run(tracking_uri, tmp_path)
     v = registry.register_candidate(tracking_uri, name, run_id)

@@ -16,7 +16,9 @@ from xferlib.tracking import Tracker, run_url, system_info
 pytestmark = pytest.mark.integration
 
 
-def test_params_are_stringified_truncated_and_secrets_never_logged(tracking_uri: str, tmp_path: Path) -> None:
+def test_params_are_stringified_truncated_and_secrets_never_logged(
+    tracking_uri: str, tmp_path: Path
+) -> None:
     flat = {
         "finetune.lr_head": 0.01,
         "model.weights": None,
@@ -37,11 +39,14 @@ def test_params_are_stringified_truncated_and_secrets_never_logged(tracking_uri:
 
 def test_metrics_are_buffered_and_flushed_in_batches(tracking_uri: str, tmp_path: Path) -> None:
     client = mlflow_client(tracking_uri)
-    with Tracker.start(tracking_uri, "xfer-test", "metrics", artifact_root=tmp_path, flush_every=50) as run:
+    with Tracker.start(
+        tracking_uri, "xfer-test", "metrics", artifact_root=tmp_path, flush_every=50, log_every=1
+    ) as run:
         for step in range(49):
             run.log_metrics(step, {"loss": 1.0 / (step + 1), "lr": 0.1})
         assert client.get_metric_history(run.run_id, "loss") == []  # still buffered
-        run.log_metrics(49, {"loss": 0.02, "lr": 0.1})  # the 50th step flushes
+        run.log_metrics(49, {"loss": 0.02, "lr": 0.1})  # the 50th step sends the batch
+        run.flush(wait=True)  # (written by the background thread: wait for it)
         assert len(client.get_metric_history(run.run_id, "loss")) == 50
         for step in range(50, 70):
             run.log_metrics(step, {"loss": 0.01})
@@ -50,7 +55,26 @@ def test_metrics_are_buffered_and_flushed_in_batches(tracking_uri: str, tmp_path
     assert client.get_run(run.run_id).info.status == "FINISHED"
 
 
-def test_a_failing_block_ends_the_run_failed_with_its_metrics(tracking_uri: str, tmp_path: Path) -> None:
+def test_metrics_are_recorded_as_window_means_every_log_every_steps(
+    tracking_uri: str, tmp_path: Path
+) -> None:
+    with Tracker.start(
+        tracking_uri, "xfer-test", "windows", artifact_root=tmp_path, log_every=10
+    ) as run:
+        for step in range(25):
+            run.log_metrics(step, {"loss": float(step)})
+        run.log_metrics(1000, {"val_acc": 0.5})  # an epoch-level metric, flushed at close
+    client = mlflow_client(tracking_uri)
+    points = sorted((m.step, m.value) for m in client.get_metric_history(run.run_id, "loss"))
+    assert points == [(9, 4.5), (19, 14.5), (24, 22.0)]  # means of 0-9, 10-19 and the rest
+    assert [(m.step, m.value) for m in client.get_metric_history(run.run_id, "val_acc")] == [
+        (1000, 0.5)
+    ]
+
+
+def test_a_failing_block_ends_the_run_failed_with_its_metrics(
+    tracking_uri: str, tmp_path: Path
+) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         with Tracker.start(tracking_uri, "xfer-test", "fails", artifact_root=tmp_path) as run:
             run.log_metrics(0, {"loss": 1.0})
@@ -60,7 +84,9 @@ def test_a_failing_block_ends_the_run_failed_with_its_metrics(tracking_uri: str,
     assert len(client.get_metric_history(run.run_id, "loss")) == 1
 
 
-def test_log_model_records_sha_and_a_servable_uint8_pytorch_model(tracking_uri: str, tmp_path: Path) -> None:
+def test_log_model_records_sha_and_a_servable_uint8_pytorch_model(
+    tracking_uri: str, tmp_path: Path
+) -> None:
     import mlflow.artifacts
     import mlflow.pytorch
 
@@ -79,7 +105,9 @@ def test_log_model_records_sha_and_a_servable_uint8_pytorch_model(tracking_uri: 
     logged = [m for m in models if m.source_run_id == run.run_id]
     assert len(logged) == 1
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=logged[0].artifact_location, dst_path=str(tmp_path / "dl"), tracking_uri=tracking_uri
+        artifact_uri=logged[0].artifact_location,
+        dst_path=str(tmp_path / "dl"),
+        tracking_uri=tracking_uri,
     )
     served = mlflow.pytorch.load_model(local)
     with torch.no_grad():

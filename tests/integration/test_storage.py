@@ -42,7 +42,7 @@ def test_bytes_round_trip_overwrite_list_and_exists(s3_bucket: str) -> None:
 def test_listing_pages_past_a_thousand_keys(s3_bucket: str) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    uris = [f"s3://{s3_bucket}/many/{i:05d}" for i in range(1005)]
+    uris = [f"s3://{s3_bucket}/many/{i:05d}" for i in range(1001)]
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda u: storage.write_bytes(u, b"."), uris))
     assert storage.list_uris(f"s3://{s3_bucket}/many/") == uris

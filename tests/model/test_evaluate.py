@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_images, make_model
 
+from tests.model.helpers import make_images, make_model
 from xferlib.evaluate import evaluate, expected_calibration_error, metrics_from_probs, write_eval
 
 NAMES = ["cat", "dog", "fox"]

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import make_images, make_model
 
+from tests.model.helpers import make_images, make_model
 from xferlib.config import FinetuneParams
 from xferlib.data.imageset import ImageSet
 from xferlib.finetune import (
@@ -32,7 +32,9 @@ def test_gradual_unfreeze_opens_one_block_from_the_top_every_n_epochs(images) ->
     model = make_model()
     cfg = FinetuneParams(strategy="gradual_unfreeze", unfreeze_every=2, **{**FAST, "epochs": 6})
     seen: list[list[bool]] = []
-    fine_tune(model, images, None, cfg, on_epoch=lambda e, row: seen.append(_trainable_blocks(model)))
+    fine_tune(
+        model, images, None, cfg, on_epoch=lambda e, row: seen.append(_trainable_blocks(model))
+    )
     assert seen == [
         [False, False, False, False],
         [False, False, False, False],
@@ -76,7 +78,9 @@ def test_param_groups_apply_discriminative_lrs_and_layer_decay() -> None:
     n_params = sum(len(g["params"]) for g in flat)
     assert n_params == len(list(model.parameters()))
     probe = param_groups(model, cfg, "linear_probe")
-    assert [g["name"] for g in probe] == ["head"]
+    assert [(g["name"], g["lr"]) for g in probe] == [("head", 1e-2)]
+    lp_ft_head = param_groups(model, cfg, "lp_ft")[0]
+    assert (lp_ft_head["name"], lp_ft_head["lr"]) == ("head", 1e-3)  # probed head: small LR
 
 
 @pytest.mark.parametrize("strategy", ["scratch", "full", "lp_ft"])
@@ -157,7 +161,9 @@ def test_linear_probe_reuses_cached_features_on_a_second_run(tmp_path, images) -
 
 def test_early_stopping_restores_the_best_weights(images) -> None:
     val = make_images(24, seed=7)
-    cfg = FinetuneParams(strategy="full", early_stopping_patience=1, lr_head=2.0, **{**FAST, "epochs": 8})
+    cfg = FinetuneParams(
+        strategy="full", early_stopping_patience=1, lr_head=2.0, **{**FAST, "epochs": 8}
+    )
     model = make_model()
     result = fine_tune(model, images, val, cfg)
     probs, _ = predict(model, val)
@@ -195,7 +201,9 @@ def test_predict_returns_probabilities_and_features(images) -> None:
 def test_precision_follows_config_and_backbone_measurement() -> None:
     model = make_model()
     assert resolve_runtime(FinetuneParams(device="cpu"), model).precision == "fp32"  # tiny: not ok
-    assert resolve_runtime(FinetuneParams(device="cpu", precision="bf16"), model).precision == "bf16"
+    assert (
+        resolve_runtime(FinetuneParams(device="cpu", precision="bf16"), model).precision == "bf16"
+    )
     model.spec.cpu_bf16_ok = True
     assert resolve_runtime(FinetuneParams(device="cpu"), model).precision == "bf16"
 

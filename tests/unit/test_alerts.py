@@ -236,3 +236,15 @@ def test_unknown_kind_is_rejected_with_the_valid_kinds() -> None:
 def test_slack_payload_has_at_most_ten_fields_per_section() -> None:
     alert = _alert(details={f"k{i}": i for i in range(20)})
     assert len(slack_payload(alert)["blocks"][1]["fields"]) == 10
+
+
+def test_redaction_keeps_hosts_but_drops_tokens_and_url_passwords() -> None:
+    from xferlib.secrets import redact, redact_url
+
+    assert (
+        redact_url("https://hooks.slack.com/services/T1/B2/tok?x=1")
+        == "https://hooks.slack.com/***"
+    )
+    assert redact_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    assert redact("postgresql://xfer:hunter2pw@db:5432/mlflow") == "postgresql://***@db:5432/mlflow"
+    assert redact("see https://x.io/cb?token=abc123&v=2") == "see https://x.io/cb?***&v=2"

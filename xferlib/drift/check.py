@@ -76,36 +76,27 @@ def check_drift(
     """
     cols = _validate(reference, current)
     report_id = _report_id(reference_version, current[cols], cfg)
+    sizes: dict[str, Any] = {"window_size": len(current), "reference_size": len(reference)}
     if len(current) < cfg.min_window:
-        return DriftReport(
-            False,
-            "insufficient_data",
-            len(current),
-            len(reference),
-            reference_version,
-            {},
-            [],
-            report_id=report_id,
-        )
+        return DriftReport(False, "insufficient_data", **sizes, reference_version=reference_version,
+                           tests={}, drifted_columns=[], report_id=report_id)  # fmt: skip
     tests = run_tests(reference[cols], current[cols], cfg)
     drifted = [_column_of(name) for name, t in tests.items() if t.drift]
     evid: dict[str, Any] = {}
-    html = json_path = None
     if render:
         from xferlib.drift.evidently_adapter import evidently_summary
 
-        evid = evidently_summary(
-            reference[cols], current[cols], out_dir=out_dir, stem=f"drift-{report_id}"
-        )
-        html = evid.pop("html", None)
-        if out_dir is not None:
-            json_path = str(Path(out_dir) / f"drift-{report_id}.json")
-    drift = bool(drifted)
+        stem = f"drift-{report_id}"
+        evid = evidently_summary(reference[cols], current[cols], out_dir=out_dir, stem=stem)
+    html = evid.pop("html", None)
+    json_path = str(Path(out_dir) / f"drift-{report_id}.json") if out_dir is not None else None
     report = DriftReport(
-        drift, "drift" if drift else "no_drift", len(current), len(reference), reference_version,
-        tests, drifted, evid, html, json_path, report_id,
+        bool(drifted), "drift" if drifted else "no_drift", **sizes, reference_version=reference_version,
+        tests=tests, drifted_columns=drifted, evidently=evid, report_html=html,
+        report_json=json_path, report_id=report_id,
     )  # fmt: skip
     if json_path is not None:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     return report
 

@@ -51,16 +51,14 @@ def param_groups(
 ) -> list[dict[str, Any]]:
     """AdamW parameter groups: the head at `lr_head`, the backbone at `lr_backbone` (or per block
     with `layer_decay`). `scratch` has no pretrained features to protect, so its backbone uses
-    `lr_head`; `linear_probe` has the head only."""
+    `lr_head`; `linear_probe` has the head only; the fine-tune phase of `lp_ft` trains its
+    already-probed head at `lr_backbone` too (Kumar et al. 2022: one small LR after the probe)."""
     strategy = strategy or cfg.strategy
     wd = cfg.weight_decay
+    head_lr = cfg.lr_backbone if strategy == "lp_ft" else cfg.lr_head
+    head = list(model.head.parameters())
     groups: list[dict[str, Any]] = [
-        {
-            "name": "head",
-            "params": list(model.head.parameters()),
-            "lr": cfg.lr_head,
-            "weight_decay": wd,
-        }
+        {"name": "head", "params": head, "lr": head_lr, "weight_decay": wd}
     ]
     if strategy == "linear_probe":
         return groups

@@ -25,6 +25,11 @@ class Classifier(nn.Module):
         self.head = nn.Linear(backbone.feature_dim, num_classes)
 
     @property
+    def backbone(self) -> Backbone:
+        """The Backbone this classifier was built from (name, provenance, blocks, ...)."""
+        return self.spec
+
+    @property
     def preprocess(self) -> Preprocess:
         return self.spec.preprocess
 

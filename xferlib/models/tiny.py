@@ -21,7 +21,12 @@ def tiny(pretrained: bool, weights: str | None, image_size: int | None) -> Backb
     """Test-only backbone. It has no pretrained weights: `pretrained` only changes provenance."""
     if weights is not None:
         raise ValueError(f"backbone 'tiny' takes no weights (got {weights!r}); drop model.weights")
-    blocks = [_block(3, 8, 1), _block(8, 16, 2), _block(16, 32, 2), _block(32, 32, 1)]
+    blocks: list[nn.Module] = [
+        _block(3, 8, 1),
+        _block(8, 16, 2),
+        _block(16, 32, 2),
+        _block(32, 32, 1),
+    ]
     module = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
     return Backbone(
         name="tiny",

@@ -24,9 +24,7 @@ def _weights_file(weights_enum: str) -> str:
     return getattr(tvm, weights_enum).DEFAULT.url.rsplit("/", 1)[-1]
 
 
-def _build(
-    name: str, weights_enum: str, pretrained: bool, weights: str | None
-) -> tuple[nn.Module, str]:
+def _build(name: str, weights_enum: str, pretrained: bool, weights: str | None) -> tuple[Any, str]:
     """The full torchvision model (ImageNet head included) and its provenance string."""
     import torchvision.models as tvm
 
@@ -59,6 +57,12 @@ def _backbone(
     )
 
 
+# bf16+channels_last train speed vs fp32, bench/precision.py on this 2-core AMX CPU (noisy,
+# shared): resnet18 1.7x (96 px); resnet50 0.6x, mobilenet_v3_large 0.6x, efficientnet_b0 1.0x,
+# convnext_tiny 0.8x (64 px). Only a measured gain turns bf16 on under precision=auto.
+_CPU_BF16_OK = {"resnet18": True, "resnet50": False}
+
+
 def _resnet(name: str, enum: str) -> Callable[[bool, str | None, int | None], Backbone]:
     def build(pretrained: bool, weights: str | None, image_size: int | None) -> Backbone:
         m, prov = _build(name, enum, pretrained, weights)
@@ -66,8 +70,7 @@ def _resnet(name: str, enum: str) -> Callable[[bool, str | None, int | None], Ba
         m.fc = nn.Identity()  # torchvision's resnet forward already pools and flattens
         stem = nn.ModuleList([m.conv1, m.bn1])
         blocks: list[nn.Module] = [stem, m.layer1, m.layer2, m.layer3, m.layer4]
-        # dense 3x3 convs: bf16 autocast + channels_last measured ~2.5x fp32 on this CPU (AMX)
-        return _backbone(name, m, dim, prov, blocks, image_size, bf16=True)
+        return _backbone(name, m, dim, prov, blocks, image_size, bf16=_CPU_BF16_OK[name])
 
     build.__doc__ = f"torchvision {name}; fc replaced by Identity."
     return build
@@ -107,5 +110,4 @@ def convnext_tiny(pretrained: bool, weights: str | None, image_size: int | None)
     norm = m.classifier[0]  # LayerNorm2d over the pooled (N, 768, 1, 1) map
     module = _pooled(m.features, norm)
     blocks = [*list(m.features)[:-1], nn.ModuleList([m.features[-1], norm])]
-    # 7x7 depthwise convs but mostly dense MLPs: bf16 expected to help; see bench/precision.py
-    return _backbone("convnext_tiny", module, 768, prov, blocks, image_size, bf16=True)
+    return _backbone("convnext_tiny", module, 768, prov, blocks, image_size, bf16=False)

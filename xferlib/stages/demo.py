@@ -77,7 +77,8 @@ def setup_workdir(workdir: Path | None, cfg: DemoConfig, keep: bool) -> Path:
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["model"]["image_size"] = cfg.image_size
     raw["prepare"]["val_fraction"] = 0.1
-    raw["drift"].update(min_window=min(200, cfg.window), reference_size=min(2000, 10 * cfg.per_class_train))
+    # a rejected retrain must not be retried on every following window of the same drift
+    raw["drift"].update(min_window=min(200, cfg.window), reference_size=min(2000, 10 * cfg.per_class_train), cooldown_minutes=30.0)
     raw["retrain"]["replay_size"] = 10 * cfg.per_class_train
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return root

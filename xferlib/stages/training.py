@@ -47,6 +47,16 @@ def _fit(ctx: Context, model: Any, train: ImageSet, val: ImageSet | None, cfg: A
     return fine_tune(model, train, val, cfg, feature_cache=ctx.wd.cache / "features", **kw)
 
 
+def _epoch_logger(run: Any) -> Any:
+    """Per-epoch metrics to the run (numbers only; the tracker batches the writes)."""
+
+    def log(epoch: int, row: dict[str, Any]) -> None:
+        run.log_metrics(epoch, {k: float(v) for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+        run.flush()
+
+    return log
+
+
 def train(
     workdir: PathLike,
     params_path: str | None = None,
@@ -77,14 +87,14 @@ def train(
     with gate.open_run(ctx, run_name=f"train-{ctx.params.finetune.strategy}", tags={**(tags or {}), "xfer.data_version": data_version}) as run:
         result = _fit(
             ctx, model, train_set, val_set, ctx.params.finetune,
-            checkpoint_dir=ctx.wd.checkpoints, resume=resume, on_epoch=lambda e, m: run.log_metrics(e, m),
+            checkpoint_dir=ctx.wd.checkpoints, resume=resume, on_epoch=_epoch_logger(run),
         )
         save_model(model, ctx.wd.model_dir, classes, extra)
         write_json(ctx.wd.model_dir / "train.json", result.to_dict())
         holdout = load_split(ctx, "test")
         outcome = gate.register_and_gate(
             ctx, run, model, classes, new=holdout, holdout=holdout, model_dir=ctx.wd.model_dir,
-            reference_images=train_set, lineage={"xfer.data_version": data_version, **(tags or {})},
+            reference_images=ImageSet.concat([val_set, holdout]), lineage={"xfer.data_version": data_version, **(tags or {})},
         )
     return {"train": result.to_dict(), "data_version": data_version, "registered": True, **outcome}
 
@@ -149,15 +159,27 @@ def retrain(
 
     with gate.open_run(ctx, run_name=f"retrain-{name}", tags=lineage) as run:
         result = _fit(ctx, model, ImageSet.concat([replay, fb_train]), ImageSet.concat([load_split(ctx, "val"), fb_val]),
-                      cfg, on_epoch=lambda e, m: run.log_metrics(e, m))
+                      cfg, on_epoch=_epoch_logger(run))
         save_model(model, out_dir, classes, {"data_version": data_version, "strategy": cfg.strategy})
         outcome = gate.register_and_gate(
             ctx, run, model, classes, new=fb_test, holdout=load_split(ctx, "test"), model_dir=out_dir,
-            reference_images=fb_train if p.drift.reference == "latest" else ImageSet.concat([replay, fb_train]),
+            reference_images=_reference_images(ctx, fb_val, fb_test),
             lineage=lineage,
         )
     return {"feedback_dataset": name, "data_version": data_version, "parent_version": champ_version,
             "train": result.to_dict(), **outcome}
+
+
+def _reference_images(ctx: Context, fb_val: ImageSet, fb_test: ImageSet) -> ImageSet:
+    """Held-out images of the domain the new model is meant for.
+
+    Held-out, not training images: on its own training images a model is over-confident, so a
+    reference built from them makes every fresh window look drifted in `max_softmax`.
+    """
+    parts = [fb_val, fb_test]
+    if ctx.params.drift.reference == "all":
+        parts += [load_split(ctx, "val"), load_split(ctx, "test")]
+    return ImageSet.concat(parts)
 
 
 def _prepare_feedback(ctx: Context, name: str, out: Path, make_splits: Any) -> None:
