@@ -6,7 +6,8 @@
 
 Order of operations when a decision is applied (each step idempotent, so a crash is resumed by
 running `apply_decision` / `resume` again; see `decision_steps`):
-  1. challenger tags: decision, reasons, decision_id, `xfer.gate.status=applying` - the gate's
+  1. challenger tags: decision, reasons, decision_id, replaced (the outgoing champion) and, last,
+     `xfer.gate.status=applying` - the gate's
      verdict is on record before any alias moves; "applying" marks an unfinished operation.
   2. promote only: alias `previous-champion` -> the current champion (the rollback target exists
      before the champion leaves it).
@@ -15,7 +16,9 @@ running `apply_decision` / `resume` again; see `decision_steps`):
   4. audit row (experiment `xfer-registry-audit`), written once per decision_id.
   5. `xfer.gate.status=done` - last, so "applying" on any version means steps 2-4 may be missing.
 A version can only become champion after step 1 recorded `decision=promoted` for it.
-Rollback follows the same shape: tags (applying) -> champion -> previous-champion -> audit -> done.
+Rollback follows the same shape: tags (rolled_back, rollback_to, applying) -> champion (commit)
+-> previous-champion := the restored version's own predecessor (from the audit) or removed ->
+audit -> done. Any "applying" version blocks new decisions until `resume` finishes it.
 """
 
 from __future__ import annotations

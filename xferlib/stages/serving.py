@@ -69,8 +69,8 @@ def rollback(
         Alert(
             kind="rolled_back",
             model_name=_name(ctx, name),
-            model_version=str(out.get("version", "")),
-            message=f"{_name(ctx, name)} rolled back to v{out.get('version')}",
+            model_version=str(out.get("champion_after", "")),
+            message=f"{_name(ctx, name)} rolled back from v{out.get('version')} to v{out.get('champion_after')}",
             dedup_key=f"rolled_back:{_name(ctx, name)}:{out.get('timestamp', '')}",
         )
     )
