@@ -92,4 +92,7 @@ def run(workdir: str | None, *, quick: bool = False, keep: bool = False, as_json
     t = time.monotonic()
     with Services(root / "prefect", log_dir=root / "logs") as services:
         print(f"Prefect server up at {services.api_url.removesuffix('/api')} ({time.monotonic() - t:.1f}s); UI there while the demo runs", file=stream, flush=True)
-        return loop.run(str(root), quick=quick, keep=True, as_json=as_json, orchestrator=lambda r: PrefectOrchestrator(r, services))
+        summary = loop.run(str(root), quick=quick, keep=True, as_json=as_json, orchestrator=lambda r: PrefectOrchestrator(r, services))
+    if as_json:
+        summary.update(prefect_api=services.api_url, prefect_port=services.port)
+    return summary

@@ -4,7 +4,9 @@ Three source layouts: an ImageFolder tree `SRC/<class>/*` (label = folder name, 
 label may contain '/'), a flat folder of unlabelled images (production data, label None), and a
 folder holding IDX files (Fashion-MNIST; split from the file names). A bad file never stops an
 ingest: it is copied to the quarantine with its reason and the rest carries on. Nothing is
-written outside `dataset_dir` and `quarantine_dir`; the source is only read.
+written outside `dataset_dir` and `quarantine_dir`; the source is only read. An archive
+(.zip/.tar.gz, see `xferlib.data.archive`) is checked member by member and extracted into a
+temporary folder inside the work directory first; unsafe members are quarantined.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ import pandas as pd
 from PIL import Image
 
 from xferlib.config import DataParams
+from xferlib.data.archive import extract, is_archive
 from xferlib.data.fashion import FASHION_CLASSES, idx_pairs, is_idx_source, read_idx
 from xferlib.data.imageset import ImageSet
 from xferlib.data.shards import DatasetWriter, decode_png, stack_images
@@ -57,6 +61,8 @@ class _Quarantine:
     dir: Path
     source: str
     counts: Counter[str] = field(default_factory=Counter)
+    # (temporary extraction folder, archive path): logged paths name the archive, not the temp dir
+    rename: tuple[str, str] = ("", "")
 
     def add(self, path: Path, data: bytes | None, rejected: Rejected) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +71,10 @@ class _Quarantine:
             tmp = self.dir / f".{sha}.{os.getpid()}.tmp"
             tmp.write_bytes(data)  # type: ignore[arg-type]
             os.replace(tmp, self.dir / sha)
-        record = {"sha256": sha, "path": os.fsdecode(path), "reason": rejected.reason}
+        shown = os.fsdecode(path)
+        if self.rename[0] and shown.startswith(self.rename[0]):
+            shown = self.rename[1] + shown[len(self.rename[0]) :]
+        record = {"sha256": sha, "path": shown, "reason": rejected.reason}
         record |= {
             "detail": rejected.detail,
             "time": datetime.now(UTC).isoformat(),
@@ -91,30 +100,75 @@ def ingest(
     source: str,
     split: str | None = None,
     labelled: bool | None = None,
+    tmp_dir: Path | None = None,
 ) -> IngestResult:
     """Validate every file under `src` and append the new, valid images to `dataset_dir`.
 
     `labelled` None detects the layout (sub-folders = ImageFolder); IDX folders are detected
     first. For IDX sources `split` selects one split ("train"/"test"), else both are ingested.
+    An archive `src` is extracted into a temporary folder under `tmp_dir` (default: the parent
+    of `quarantine_dir`, i.e. the work directory) and removed afterwards.
     """
     start = time.perf_counter()
     src = Path(src)
-    if not src.is_dir():
-        raise FileNotFoundError(f"ingest source {src} is not a folder; pass an image or IDX folder")
     quarantine = _Quarantine(Path(quarantine_dir), source)
     warnings: list[str] = []
-    with DatasetWriter(dataset_dir, params) as writer:
-        if labelled is not False and is_idx_source(src):
-            stats = _ingest_idx(src, writer, quarantine, params, source, split)
-        else:
-            items = _layout(src, labelled, (Path(dataset_dir), Path(quarantine_dir)), warnings)
-            stats = _ingest_files(src, items, writer, quarantine, params, source, split)
+    args = (Path(dataset_dir), quarantine, params, source, split, labelled, warnings)
+    if is_archive(src):
+        stats = _ingest_archive(src, Path(tmp_dir or Path(quarantine_dir).parent), *args)
+    elif src.is_dir():
+        stats = _ingest_tree(src, *args)
+    else:
+        raise FileNotFoundError(
+            f"ingest source {src} is not a folder or archive; pass an image/IDX folder, .zip or .tar.gz"
+        )
     added, dups, conflicts = stats
     if conflicts:
         warnings.append(f"{conflicts} duplicates had another label than the stored copy (kept)")
     counts, seconds = dict(quarantine.counts), round(time.perf_counter() - start, 3)
     total = added + dups + sum(counts.values())
     return IngestResult(added, dups, counts, total, str(dataset_dir), tuple(warnings), seconds)
+
+
+def _ingest_tree(
+    src: Path,
+    dataset_dir: Path,
+    quarantine: _Quarantine,
+    params: DataParams,
+    source: str,
+    split: str | None,
+    labelled: bool | None,
+    warnings: list[str],
+) -> tuple[int, int, int]:
+    with DatasetWriter(dataset_dir, params) as writer:
+        if labelled is not False and is_idx_source(src):
+            return _ingest_idx(src, writer, quarantine, params, source, split)
+        items = _layout(src, labelled, (dataset_dir, quarantine.dir), warnings)
+        return _ingest_files(src, items, writer, quarantine, params, source, split)
+
+
+def _ingest_archive(archive: Path, tmp_dir: Path, *args: Any) -> tuple[int, int, int]:
+    """Extract the safe members into a temp folder under tmp_dir, quarantine the rest, ingest."""
+    quarantine: _Quarantine = args[1]
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".xfer-extract-", dir=tmp_dir) as tmp:
+        root = Path(tmp).resolve()
+        for member in extract(archive, root, _max_file_bytes(args[2])):
+            assert member.rejected is not None
+            quarantine.add(Path(f"{archive}!/{member.name}"), member.data, member.rejected)
+        quarantine.rename = (str(root), f"{archive}!")
+        try:
+            return _ingest_tree(_archive_root(root), *args)
+        finally:
+            quarantine.rename = ("", "")
+
+
+def _archive_root(root: Path) -> Path:
+    """Step into a single top folder (`tar czf data.tgz data/`) when it holds the class folders."""
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir() and any(p.is_dir() for p in entries[0].iterdir()):
+        return entries[0]
+    return root
 
 
 def scan_folder(

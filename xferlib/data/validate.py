@@ -30,7 +30,7 @@ REASONS = (
     "animated",
     "unsupported_mode",
 )
-FILE_REASONS = ("symlink_outside_source", "unreadable")
+FILE_REASONS = ("symlink_outside_source", "unreadable", "unsafe_archive_member")
 
 # Source modes we know how to turn into RGB / L; anything else is `unsupported_mode`.
 _MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}

@@ -116,8 +116,10 @@ def score_images(
         "quarantined": quarantined,
         "rows": len(images),
     }
+    if len(images) == 0 and not quarantined:
+        raise ValueError(f"{src} holds no image files; pass a folder, s3:// prefix or files to score")
     if len(images) == 0:
-        return pd.DataFrame(), info
+        return pd.DataFrame(), info  # every file was quarantined: the counts say why
     ref = _reference_for(ctx, name, str(pred.version))
     probs, feats = predict(pred.model, images)
     props = drift.image_properties(

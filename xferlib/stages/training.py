@@ -133,6 +133,7 @@ def retrain(
     ctx = Context.load(workdir, params_path)
     rp, p = ctx.params.retrain, ctx.params
     name = f"feedback-{feedback_id or time.strftime('%Y%m%d-%H%M%S')}"
+    _check_feedback_classes(ctx, Path(feedback))  # before ingest: a bad request versions nothing
     ingested = ingest(ctx.wd.root, feedback, dataset=name, source=f"feedback:{feedback}")
     if not ingested.get("data_version"):
         raise ValueError(f"feedback {feedback} holds no valid labelled image; see {ctx.wd.quarantine}")
@@ -180,6 +181,22 @@ def _reference_images(ctx: Context, fb_val: ImageSet, fb_test: ImageSet) -> Imag
     if ctx.params.drift.reference == "all":
         parts += [load_split(ctx, "val"), load_split(ctx, "test")]
     return ImageSet.concat(parts)
+
+
+def _check_feedback_classes(ctx: Context, feedback: Path) -> None:
+    """Refuse feedback whose class folders are not classes of the champion, in one line."""
+    from urllib.parse import unquote
+
+    if not feedback.is_dir():
+        return  # an archive or a missing path: ingest and _prepare_feedback check it
+    labels = read_json(ctx.wd.prepared / "label_map.json")
+    folders = {unquote(d.name) for d in feedback.iterdir() if d.is_dir() and not d.name.startswith(".")}
+    unknown = sorted(folders - set(labels))
+    if unknown:
+        raise ValueError(
+            f"feedback classes {unknown} are not classes of the champion {sorted(labels)}; "
+            "rename or remove those folders"
+        )
 
 
 def _prepare_feedback(ctx: Context, name: str, out: Path, make_splits: Any) -> None:
