@@ -52,14 +52,14 @@ def fashion_set(n: int, offset: int = 0) -> ImageSet:
 
 def bare_loop(model: Classifier, train: ImageSet, val: ImageSet, cfg: FinetuneParams, rt: Runtime) -> int:
     """The hand-written baseline; returns the number of optimizer steps taken."""
-    pre = model.preprocess
-    mean = torch.tensor(pre.mean).view(1, 3, 1, 1)
-    std = torch.tensor(pre.std).view(1, 3, 1, 1)
+    pre, dev = model.preprocess, rt.device
+    mean = torch.tensor(pre.mean, device=dev).view(1, 3, 1, 1)
+    std = torch.tensor(pre.std, device=dev).view(1, 3, 1, 1)
 
     def prep(u8: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(u8.float() / 255.0, size=(pre.image_size,) * 2, mode="bilinear",
-                          antialias=True, align_corners=False)  # fmt: skip
-        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+        x = F.interpolate(rt.to_device(u8).float() / 255.0, size=(pre.image_size,) * 2,
+                          mode="bilinear", antialias=True, align_corners=False)  # fmt: skip
+        return rt.layout((x - mean) / std)
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr_backbone, weight_decay=cfg.weight_decay)
     steps, gen = 0, torch.Generator().manual_seed(cfg.seed)
@@ -68,14 +68,14 @@ def bare_loop(model: Classifier, train: ImageSet, val: ImageSet, cfg: FinetunePa
         for idx in torch.randperm(len(train), generator=gen).split(cfg.batch_size):
             with rt.autocast():
                 logits = model(prep(train.images[idx]))
-            loss = F.cross_entropy(logits.float(), train.labels[idx])  # type: ignore[index]
+            loss = F.cross_entropy(logits.float(), rt.to_device(train.labels[idx]))  # type: ignore[index]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             steps += 1
         model.eval()
         with torch.no_grad(), rt.autocast():
-            correct = sum(int((model(prep(val.images[s : s + 256])).argmax(-1) == val.labels[s : s + 256]).sum())  # type: ignore[index]
+            correct = sum(int((model(prep(val.images[s : s + 256])).argmax(-1).cpu() == val.labels[s : s + 256]).sum())  # type: ignore[index]
                           for s in range(0, len(val), 256))  # fmt: skip
         _ = correct / len(val)
     return steps
@@ -90,7 +90,7 @@ class Bench:
         self.template = Classifier(backbone, 10)
         self.train, self.val = fashion_set(args.images), fashion_set(args.val, offset=args.images)
         self.cfg = FinetuneParams(strategy="full", epochs=args.epochs, batch_size=args.batch_size,
-                                  augment=False, early_stopping_patience=args.epochs, device="cpu")  # fmt: skip
+                                  augment=False, early_stopping_patience=args.epochs, device=args.device)  # fmt: skip
         self.rt = resolve_runtime(self.cfg, self.template)
         self.root, self.runs = root, 0
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -146,6 +146,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     quiet_env()

@@ -24,7 +24,17 @@ class PrefectOrchestrator:
 
         self.wd, self.services, self.p = str(root), services, pipeline
         runner = services.spawn(
-            [_bin("python"), "-m", "flows.deploy", "serve", "--workdir", self.wd, "--only", "retrain"], "prefect-runner.log"
+            [
+                _bin("python"),
+                "-m",
+                "flows.deploy",
+                "serve",
+                "--workdir",
+                self.wd,
+                "--only",
+                "retrain",
+            ],
+            "prefect-runner.log",
         )
         self._wait_for_deployment(runner)
 
@@ -35,7 +45,9 @@ class PrefectOrchestrator:
         with get_client(sync_client=True) as client:
             while time.monotonic() < deadline:
                 if runner.poll() is not None:
-                    raise RuntimeError(f"the Prefect runner exited ({runner.returncode}); see {self.services.log_dir}/prefect-runner.log")
+                    raise RuntimeError(
+                        f"the Prefect runner exited ({runner.returncode}); see {self.services.log_dir}/prefect-runner.log"
+                    )
                 try:
                     self.deployment_id = client.read_deployment_by_name("retrain/retrain").id
                     return
@@ -70,7 +82,11 @@ class PrefectOrchestrator:
         deadline = time.monotonic() + timeout
         with get_client(sync_client=True) as client:
             while time.monotonic() < deadline:
-                runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[self.deployment_id])))
+                runs = client.read_flow_runs(
+                    deployment_filter=DeploymentFilter(
+                        id=DeploymentFilterId(any_=[self.deployment_id])
+                    )
+                )
                 new = [r for r in runs if r.id not in seen]
                 done = [r for r in new if r.state and r.state.is_final()]
                 if done:
@@ -78,21 +94,35 @@ class PrefectOrchestrator:
                     seen.add(run.id)
                     self._seen = seen
                     if run.state.type != StateType.COMPLETED:
-                        raise RuntimeError(f"retrain flow run {run.id} ended {run.state.type.value}; see the Prefect UI")
+                        raise RuntimeError(
+                            f"retrain flow run {run.id} ended {run.state.type.value}; see the Prefect UI"
+                        )
                     return str(run.id)
                 time.sleep(1)
         raise TimeoutError("no retrain flow run completed within 15 minutes")
 
 
-def run(workdir: str | None, *, quick: bool = False, keep: bool = False, as_json: bool = False) -> dict[str, Any]:
+def run(
+    workdir: str | None, *, quick: bool = False, keep: bool = False, as_json: bool = False
+) -> dict[str, Any]:
     root = Path(workdir or "demo-work").resolve()
     cfg = loop.DemoConfig.quick() if quick else loop.DemoConfig()
     loop.setup_workdir(root, cfg, keep)
     stream = sys.stderr if as_json else sys.stdout
     t = time.monotonic()
     with Services(root / "prefect", log_dir=root / "logs") as services:
-        print(f"Prefect server up at {services.api_url.removesuffix('/api')} ({time.monotonic() - t:.1f}s); UI there while the demo runs", file=stream, flush=True)
-        summary = loop.run(str(root), quick=quick, keep=True, as_json=as_json, orchestrator=lambda r: PrefectOrchestrator(r, services))
+        print(
+            f"Prefect server up at {services.api_url.removesuffix('/api')} ({time.monotonic() - t:.1f}s); UI there while the demo runs",
+            file=stream,
+            flush=True,
+        )
+        summary = loop.run(
+            str(root),
+            quick=quick,
+            keep=True,
+            as_json=as_json,
+            orchestrator=lambda r: PrefectOrchestrator(r, services),
+        )
     if as_json:
         summary.update(prefect_api=services.api_url, prefect_port=services.port)
     return summary

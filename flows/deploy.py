@@ -41,18 +41,36 @@ def deployments(workdir: str, only: list[str] | None = None) -> list[Any]:
     """The runner deployments of one work directory (monitor on its schedule, retrain on drift)."""
     params = load_params(Path(workdir) / "params.yaml")
     sched: dict[str, Any] = (
-        {"cron": params.monitor.cron} if params.monitor.cron else {"interval": timedelta(minutes=params.monitor.interval_minutes)}
+        {"cron": params.monitor.cron}
+        if params.monitor.cron
+        else {"interval": timedelta(minutes=params.monitor.interval_minutes)}
     )
-    one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+    one_at_a_time = ConcurrencyLimitConfig(
+        limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+    )
     deps = {
         "retrain": retrain_flow.to_deployment(
-            name="retrain", triggers=[retrain_trigger()], concurrency_limit=one_at_a_time, tags=["gpu"]
+            name="retrain",
+            triggers=[retrain_trigger()],
+            concurrency_limit=one_at_a_time,
+            tags=["gpu"],
         ),
         "monitor": monitor_flow.to_deployment(
-            name="monitor", parameters={"workdir": workdir}, concurrency_limit=one_at_a_time, tags=["cpu"], **sched
+            name="monitor",
+            parameters={"workdir": workdir},
+            concurrency_limit=one_at_a_time,
+            tags=["cpu"],
+            **sched,
         ),
-        "score": score_flow.to_deployment(name="score", parameters={"workdir": workdir}, tags=["cpu"]),
-        "train": train_flow.to_deployment(name="train", parameters={"workdir": workdir}, concurrency_limit=one_at_a_time, tags=["gpu"]),
+        "score": score_flow.to_deployment(
+            name="score", parameters={"workdir": workdir}, tags=["cpu"]
+        ),
+        "train": train_flow.to_deployment(
+            name="train",
+            parameters={"workdir": workdir},
+            concurrency_limit=one_at_a_time,
+            tags=["gpu"],
+        ),
     }
     return [d for k, d in deps.items() if not only or k in only]
 

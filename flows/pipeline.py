@@ -6,6 +6,7 @@ into the log); training and gating are not retried blindly (a failed gate must b
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -18,7 +19,9 @@ DRIFT_EVENT = "xfer.drift.detected"
 
 
 @task(retries=3, retry_delay_seconds=[2, 5, 10])
-def ingest_task(workdir: str, src: str, dataset: str | None = None, split: str | None = None) -> dict[str, Any]:
+def ingest_task(
+    workdir: str, src: str, dataset: str | None = None, split: str | None = None
+) -> dict[str, Any]:
     return data.ingest(workdir, src, dataset=dataset, split=split)  # type: ignore[arg-type]
 
 
@@ -50,16 +53,24 @@ def decide_task(workdir: str, report: dict[str, Any]) -> dict[str, Any]:
 
 
 @task
-def retrain_task(workdir: str, feedback: str, drift_report: str, flow_run_id: str, feedback_id: str) -> dict[str, Any]:
+def retrain_task(
+    workdir: str, feedback: str, drift_report: str, flow_run_id: str, feedback_id: str
+) -> dict[str, Any]:
     from xferlib.stages import training
 
     return training.retrain(
-        workdir, feedback, drift_report=drift_report, flow_run_id=flow_run_id, feedback_id=feedback_id  # type: ignore[arg-type]
+        workdir,
+        feedback,
+        drift_report=drift_report,
+        flow_run_id=flow_run_id,
+        feedback_id=feedback_id,  # type: ignore[arg-type]
     )
 
 
 @flow(name="ingest")
-def ingest_flow(workdir: str, src: str, dataset: str | None = None, split: str | None = None) -> dict[str, Any]:
+def ingest_flow(
+    workdir: str, src: str, dataset: str | None = None, split: str | None = None
+) -> dict[str, Any]:
     return ingest_task(workdir, src, dataset, split)
 
 
@@ -76,7 +87,9 @@ def score_flow(workdir: str, src: str, window_id: str | None = None) -> dict[str
 
 
 @flow(name="monitor")
-def monitor_flow(workdir: str, window_id: str | None = None, feedback: str | None = None) -> dict[str, Any]:
+def monitor_flow(
+    workdir: str, window_id: str | None = None, feedback: str | None = None
+) -> dict[str, Any]:
     """Drift check on the latest window -> alert -> trigger retraining (via an event)."""
     report = drift_task(workdir, window_id)
     decision = decide_task(workdir, report)
@@ -89,7 +102,8 @@ def monitor_flow(workdir: str, window_id: str | None = None, feedback: str | Non
                 "report_id": report["report_id"],
                 "window_id": report.get("window_id") or "",
                 "model_version": report["reference_version"],
-                "feedback": feedback or decision.get("feedback") or "",
+                # labelled feedback lands in <workdir>/feedback/incoming unless the caller says where
+                "feedback": feedback or str(Path(workdir) / "feedback" / "incoming"),
             },
         )
         get_run_logger().warning("drift: retraining requested for %s", report["report_id"])
@@ -97,7 +111,9 @@ def monitor_flow(workdir: str, window_id: str | None = None, feedback: str | Non
 
 
 @flow(name="retrain")
-def retrain_flow(workdir: str, feedback: str, report_id: str = "", window_id: str = "") -> dict[str, Any]:
+def retrain_flow(
+    workdir: str, feedback: str, report_id: str = "", window_id: str = ""
+) -> dict[str, Any]:
     """Warm-start from the champion on feedback + replay; the gate holds on old and new data."""
     run_id = str(flow_run.id or "")
     trigger.retrain_started(workdir, report_id, run_id)

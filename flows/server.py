@@ -39,7 +39,9 @@ def wait_healthy(url: str, timeout: float, proc: subprocess.Popen[bytes] | None 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the server process exited with code {proc.returncode} before {url} answered")
+            raise RuntimeError(
+                f"the server process exited with code {proc.returncode} before {url} answered"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
@@ -60,20 +62,32 @@ class Services:
         self._old_term = None
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(self.home), "PREFECT_API_URL": self.api_url}
+        return {
+            **os.environ,
+            **QUIET_ENV,
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_URL": self.api_url,
+        }
 
     def spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / log_name, "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(args, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs.append(proc)
         return proc
 
     def __enter__(self) -> Services:
         self.home.mkdir(parents=True, exist_ok=True)
         self._old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-        os.environ.update({**QUIET_ENV, "PREFECT_HOME": str(self.home), "PREFECT_API_URL": self.api_url})
-        proc = self.spawn([_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)], "prefect-server.log")
+        os.environ.update(
+            {**QUIET_ENV, "PREFECT_HOME": str(self.home), "PREFECT_API_URL": self.api_url}
+        )
+        proc = self.spawn(
+            [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            "prefect-server.log",
+        )
         try:
             wait_healthy(f"{self.api_url}/health", 120, proc)
         except BaseException:
@@ -93,7 +107,9 @@ class Services:
                 proc.wait(timeout=5)
         self.procs.clear()
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
         if self._old_term is not None:
             signal.signal(signal.SIGTERM, self._old_term)

@@ -21,7 +21,14 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 TINY = {
     "model": {"backbone": "tiny", "pretrained": False, "image_size": 28},
-    "finetune": {"strategy": "full", "epochs": 3, "lr_backbone": 3.0e-3, "lr_head": 3.0e-3, "batch_size": 32, "augment": False},
+    "finetune": {
+        "strategy": "full",
+        "epochs": 3,
+        "lr_backbone": 3.0e-3,
+        "lr_head": 3.0e-3,
+        "batch_size": 32,
+        "augment": False,
+    },
     "retrain": {"strategy": "full", "epochs": 2, "replay_size": 100},
     "drift": {"min_window": 60, "permutations": 99, "reference_size": 300},
     "registry": {"max_forgetting": 1.0},
@@ -56,7 +63,9 @@ def fashion() -> tuple[np.ndarray, np.ndarray]:
     return load_fashion_mnist(split="train", limit=3000)
 
 
-def make_workdir(root: Path, fashion: tuple[np.ndarray, np.ndarray], extra: dict | None = None) -> Path:
+def make_workdir(
+    root: Path, fashion: tuple[np.ndarray, np.ndarray], extra: dict | None = None
+) -> Path:
     """A trained champion (v1) in a fresh work directory with a model name of its own."""
     from xferlib.stages import data, training
 
@@ -84,7 +93,9 @@ def write_window(folder: Path, images: np.ndarray, shift: str | None = None) -> 
     return folder
 
 
-def write_feedback(folder: Path, x: np.ndarray, y: np.ndarray, shift: str, shuffle_labels: bool = False) -> Path:
+def write_feedback(
+    folder: Path, x: np.ndarray, y: np.ndarray, shift: str, shuffle_labels: bool = False
+) -> Path:
     labels = np.random.default_rng(0).permutation(y) if shuffle_labels else y
     export_imagefolder(shift_array(x, shift, 5, 1), labels, FASHION_CLASSES, folder, "fb")
     return folder

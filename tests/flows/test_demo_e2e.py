@@ -30,12 +30,19 @@ def test_quick_demo_loop_retrains_once_on_drift_and_stops_its_servers(tmp_path: 
     assert statuses["w03-shifted"] == "drift"
     assert len(summary["retrains"]) == 1 and summary["retrains"][0]["flow_run_id"]
     kinds = {a["kind"] for a in summary["alerts"]}
-    assert {"drift_detected", "retrain_started", "retrain_finished", "promoted"} <= kinds  # v1 is promoted
+    assert {
+        "drift_detected",
+        "retrain_started",
+        "retrain_finished",
+        "promoted",
+    } <= kinds  # v1 is promoted
     assert set(summary["accuracy"]) >= {"1"}
     # the Prefect server and runner stopped with the demo
     port_file = tmp_path / "demo" / "logs" / "prefect-server.log"
     assert port_file.exists()
-    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path / "demo")], capture_output=True, text=True)
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(tmp_path / "demo")], capture_output=True, text=True
+    )
     assert leftovers.stdout.strip() == ""
     with socket.socket() as s:  # nothing of ours still listens on the demo's API port
         assert s.connect_ex(("127.0.0.1", summary["prefect_port"])) != 0

@@ -27,7 +27,9 @@ def _retrain_runs(workdir: Path, expect: int, timeout: float = 30.0) -> list:
     runs: list = []
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            all_runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["retrain"])))
+            all_runs = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["retrain"]))
+            )
             runs = [r for r in all_runs if r.parameters.get("workdir") == str(workdir)]
             if len(runs) >= expect and expect > 0:
                 break
@@ -74,13 +76,17 @@ def test_clean_window_no_retrain_drifted_window_exactly_one_even_when_it_alarms_
     assert kinds.count("drift_detected") == 2  # both windows alarm; one retrain
 
 
-def test_retrain_with_a_worse_challenger_is_rejected_and_the_champion_stays(tmp_path: Path, fashion) -> None:
+def test_retrain_with_a_worse_challenger_is_rejected_and_the_champion_stays(
+    tmp_path: Path, fashion
+) -> None:
     from flows.pipeline import retrain_flow
     from xferlib.registry import champion_version
     from xferlib.stages.context import Context
 
     x, y = fashion
-    wd = make_workdir(tmp_path / "wd", fashion, {"registry": {"max_forgetting": 0.0, "min_improvement": 0.05}})
+    wd = make_workdir(
+        tmp_path / "wd", fashion, {"registry": {"max_forgetting": 0.0, "min_improvement": 0.05}}
+    )
     ctx = Context.load(wd)
     before = champion_version(ctx.wd.mlflow_uri, ctx.params.registry.model_name)
     fb = write_feedback(tmp_path / "fb", x[2000:2300], y[2000:2300], "invert", shuffle_labels=True)
@@ -110,7 +116,9 @@ def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Receiver]]:
     handler = type("Receiver", (_Receiver,), {"bodies": [], "status": 200})
     server = HTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("XFER_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hooks/T000/SECRET")
+    monkeypatch.setenv(
+        "XFER_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hooks/T000/SECRET"
+    )
     yield handler
     server.shutdown()
 

@@ -15,11 +15,20 @@ import yaml
 from xferlib.data.fashion import FASHION_CLASSES, export_imagefolder, load_fashion_mnist
 
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+ENV = {
+    **os.environ,
+    "PATH": f"{BIN}:{os.environ['PATH']}",
+    "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+}
 
 
-def xfer(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "xfer"), *args], capture_output=True, text=True, env=ENV, cwd=cwd, check=check)
+def xfer(
+    *args: str, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "xfer"), *args], capture_output=True, text=True, env=ENV, cwd=cwd, check=check
+    )
 
 
 @pytest.fixture
@@ -38,19 +47,43 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def test_dvc_repro_runs_the_stages_and_exp_run_changes_a_param(workdir: Path) -> None:
-    subprocess.run(["dvc", "repro"], cwd=workdir, env=ENV, check=True, capture_output=True, text=True)
+    subprocess.run(
+        ["dvc", "repro"], cwd=workdir, env=ENV, check=True, capture_output=True, text=True
+    )
     metrics = json.loads((workdir / "metrics" / "eval.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0
     assert (workdir / "plots" / "confusion.png").stat().st_size > 0
-    shown = subprocess.run(["dvc", "metrics", "show", "--json"], cwd=workdir, env=ENV, check=True, capture_output=True, text=True)
+    shown = subprocess.run(
+        ["dvc", "metrics", "show", "--json"],
+        cwd=workdir,
+        env=ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert "accuracy" in shown.stdout
-    again = subprocess.run(["dvc", "repro"], cwd=workdir, env=ENV, check=True, capture_output=True, text=True)
+    again = subprocess.run(
+        ["dvc", "repro"], cwd=workdir, env=ENV, check=True, capture_output=True, text=True
+    )
     assert "didn't change" in again.stdout or "up to date" in again.stdout.lower()
     subprocess.run(["git", "add", "-A"], cwd=workdir, check=True)
     subprocess.run(["git", "commit", "-qm", "baseline"], cwd=workdir, check=True)
-    exp = subprocess.run(["dvc", "exp", "run", "-S", "finetune.lr_head=5.0e-2"], cwd=workdir, env=ENV, capture_output=True, text=True)
+    exp = subprocess.run(
+        ["dvc", "exp", "run", "-S", "finetune.lr_head=5.0e-2"],
+        cwd=workdir,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     assert exp.returncode == 0, exp.stderr[-800:]
-    table = subprocess.run(["dvc", "exp", "show", "--json"], cwd=workdir, env=ENV, check=True, capture_output=True, text=True)
+    table = subprocess.run(
+        ["dvc", "exp", "show", "--json"],
+        cwd=workdir,
+        env=ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert "0.05" in table.stdout
 
 
@@ -66,5 +99,15 @@ def test_cli_errors_are_one_line_and_name_the_fix(workdir: Path, tmp_path: Path)
 
 def test_help_is_fast_and_lists_the_stages() -> None:
     out = xfer("--help").stdout
-    for cmd in ("ingest", "prepare", "train", "evaluate", "score", "drift", "retrain", "demo", "lineage"):
+    for cmd in (
+        "ingest",
+        "prepare",
+        "train",
+        "evaluate",
+        "score",
+        "drift",
+        "retrain",
+        "demo",
+        "lineage",
+    ):
         assert cmd in out

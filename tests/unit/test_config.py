@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_repo_params_yaml_loads_and_matches_the_template() -> None:
     params = load_params(ROOT / "params.yaml")
     assert params.model.backbone == "efficientnet_lite0"
-    assert (ROOT / "params.yaml").read_text() == (ROOT / "xferlib/templates/params.yaml").read_text()
+    assert (ROOT / "params.yaml").read_text() == (
+        ROOT / "xferlib/templates/params.yaml"
+    ).read_text()
     assert (ROOT / "dvc.yaml").read_text() == (ROOT / "xferlib/templates/dvc.yaml").read_text()
 
 
@@ -44,7 +46,9 @@ def test_bool_is_not_an_int() -> None:
 
 
 def test_out_of_range_names_the_valid_range() -> None:
-    with pytest.raises(ConfigError, match=r"drift\.alpha=0\.9 is out of range; valid: \(0\.0, 0\.5\]"):
+    with pytest.raises(
+        ConfigError, match=r"drift\.alpha=0\.9 is out of range; valid: \(0\.0, 0\.5\]"
+    ):
         params_from_dict({"drift": {"alpha": 0.9}})
 
 

@@ -18,7 +18,9 @@ class Context:
     params: Params
 
     @staticmethod
-    def load(workdir: str | os.PathLike[str] | None, params_path: str | os.PathLike[str] | None = None) -> Context:
+    def load(
+        workdir: str | os.PathLike[str] | None, params_path: str | os.PathLike[str] | None = None
+    ) -> Context:
         wd = Workdir.resolve(workdir)
         return Context(wd, load_params(Path(params_path) if params_path else wd.params_file))
 

@@ -68,10 +68,17 @@ def ingest(
     ctx = Context.load(workdir)
     ensure_init(ctx.wd)
     if not Path(src).exists():
-        raise FileNotFoundError(f"ingest source {src} does not exist; pass an image folder or the Fashion-MNIST IDX dir")
+        raise FileNotFoundError(
+            f"ingest source {src} does not exist; pass an image folder or the Fashion-MNIST IDX dir"
+        )
     name = dataset or ctx.params.data.dataset
     result = run_ingest(
-        Path(src), ctx.wd.dataset(name), ctx.wd.quarantine, ctx.params.data, source=source or str(src), split=split
+        Path(src),
+        ctx.wd.dataset(name),
+        ctx.wd.quarantine,
+        ctx.params.data,
+        source=source or str(src),
+        split=split,
     )
     out = result.to_dict()
     if not (ctx.wd.dataset(name) / "manifest.parquet").exists():
@@ -96,12 +103,16 @@ def _stratified(labels: pd.Series, fraction: float, rng: np.random.Generator) ->
     return pd.Index(picked)
 
 
-def make_splits(manifest: pd.DataFrame, val_fraction: float, labels_per_class: int | None, seed: int) -> pd.DataFrame:
+def make_splits(
+    manifest: pd.DataFrame, val_fraction: float, labels_per_class: int | None, seed: int
+) -> pd.DataFrame:
     """Stratified train/val/test splits; rows marked "test" at ingest stay the holdout."""
     rng = np.random.default_rng(seed)
     df = manifest[manifest["label"].notna()][["sha256", "label", "split"]].copy()
     if df.empty:
-        raise ValueError("the dataset has no labelled images; ingest an ImageFolder tree or the IDX files first")
+        raise ValueError(
+            "the dataset has no labelled images; ingest an ImageFolder tree or the IDX files first"
+        )
     df["split"] = df["split"].where(df["split"] == "test", "train")
     if not (df["split"] == "test").any():  # no official holdout: carve one
         df.loc[_stratified(df["label"], val_fraction, rng), "split"] = "test"
@@ -116,7 +127,9 @@ def make_splits(manifest: pd.DataFrame, val_fraction: float, labels_per_class: i
     return df.reset_index(drop=True)
 
 
-def prepare(workdir: str | os.PathLike[str] | None, params_path: str | None = None) -> dict[str, Any]:
+def prepare(
+    workdir: str | os.PathLike[str] | None, params_path: str | None = None
+) -> dict[str, Any]:
     """`dvc.yaml` stage prepare: splits.parquet + label_map.json from the dataset's manifest."""
     from xferlib import versioning
     from xferlib.data.shards import read_manifest
@@ -125,7 +138,9 @@ def prepare(workdir: str | os.PathLike[str] | None, params_path: str | None = No
     p = ctx.params
     ds = ctx.wd.dataset(p.data.dataset)
     manifest = read_manifest(ds)
-    splits = make_splits(manifest, p.prepare.val_fraction, p.prepare.labels_per_class, p.prepare.seed)
+    splits = make_splits(
+        manifest, p.prepare.val_fraction, p.prepare.labels_per_class, p.prepare.seed
+    )
     counts = splits.groupby("label").size()
     tiny = sorted(counts[counts < 2].index)
     classes = sorted(counts.index)

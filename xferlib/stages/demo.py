@@ -53,9 +53,13 @@ class Direct:
         if decision["retrain"]:
             trigger.retrain_started(self.wd, report["report_id"], "")
             try:
-                out["retrain"] = training.retrain(self.wd, feedback, drift_report=report["report_id"], feedback_id=window_id)
+                out["retrain"] = training.retrain(
+                    self.wd, feedback, drift_report=report["report_id"], feedback_id=window_id
+                )
             finally:
-                trigger.retrain_finished(self.wd, report["report_id"], "", result=out.get("retrain"))
+                trigger.retrain_finished(
+                    self.wd, report["report_id"], "", result=out.get("retrain")
+                )
         return out
 
 
@@ -66,7 +70,9 @@ class Progress:
     def step(self, name: str, msg: str, t_start: float) -> None:
         dt = time.monotonic() - t_start
         self.stages[name] = round(self.stages.get(name, 0.0) + dt, 2)
-        print(f"[{time.monotonic() - self.t0:6.1f}s] {msg} ({dt:.1f}s)", file=self.stream, flush=True)
+        print(
+            f"[{time.monotonic() - self.t0:6.1f}s] {msg} ({dt:.1f}s)", file=self.stream, flush=True
+        )
 
 
 def setup_workdir(workdir: Path | None, cfg: DemoConfig, keep: bool) -> Path:
@@ -78,7 +84,11 @@ def setup_workdir(workdir: Path | None, cfg: DemoConfig, keep: bool) -> Path:
     raw["model"]["image_size"] = cfg.image_size
     raw["prepare"]["val_fraction"] = 0.1
     # a rejected retrain must not be retried on every following window of the same drift
-    raw["drift"].update(min_window=min(200, cfg.window), reference_size=min(2000, 10 * cfg.per_class_train), cooldown_minutes=30.0)
+    raw["drift"].update(
+        min_window=min(200, cfg.window),
+        reference_size=min(2000, 10 * cfg.per_class_train),
+        cooldown_minutes=30.0,
+    )
     raw["retrain"]["replay_size"] = 10 * cfg.per_class_train
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     return root
@@ -87,27 +97,60 @@ def setup_workdir(workdir: Path | None, cfg: DemoConfig, keep: bool) -> Path:
 def run_loop(root: Path, cfg: DemoConfig, orch: Orchestrator, progress: Progress) -> dict[str, Any]:
     t = time.monotonic()
     world = make_demo_data(root / "incoming", cfg)
-    progress.step("data", f"demo data: {cfg.per_class_train}/class source, {len(world.windows)} windows of {cfg.window}, shift {cfg.shift}@{cfg.severity}", t)
+    progress.step(
+        "data",
+        f"demo data: {cfg.per_class_train}/class source, {len(world.windows)} windows of {cfg.window}, shift {cfg.shift}@{cfg.severity}",
+        t,
+    )
     t = time.monotonic()
     orch.ingest(world.source_train, None)
     ing = orch.ingest(world.source_test, "test")
-    progress.step("ingest", f"ingested the source domain, data version {ing.get('data_version')}", t)
+    progress.step(
+        "ingest", f"ingested the source domain, data version {ing.get('data_version')}", t
+    )
     t = time.monotonic()
     v1 = orch.train()
-    progress.step("train", f"trained v{v1['version']}: {v1['decision']['action']} (holdout acc {v1['accuracy']['holdout']:.3f})", t)
+    progress.step(
+        "train",
+        f"trained v{v1['version']}: {v1['decision']['action']} (holdout acc {v1['accuracy']['holdout']:.3f})",
+        t,
+    )
     windows, retrains = [], []
     for wid, folder, shifted in world.windows:
         t = time.monotonic()
         orch.score(folder, wid)
         res = orch.monitor(wid, world.feedback)
         rep, dec = res["report"], res["decision"]
-        action = "retrain" if dec["retrain"] else ("alarm, no retrain: " + dec["reason"] if rep["drift"] else "none")
-        windows.append({"window": wid, "shifted": shifted, "status": rep["status"], "action": action, "report_html": rep.get("report_html")})
+        action = (
+            "retrain"
+            if dec["retrain"]
+            else ("alarm, no retrain: " + dec["reason"] if rep["drift"] else "none")
+        )
+        windows.append(
+            {
+                "window": wid,
+                "shifted": shifted,
+                "status": rep["status"],
+                "action": action,
+                "report_html": rep.get("report_html"),
+            }
+        )
         progress.step("windows", f"window {wid}: {rep['status']} -> {action}", t)
         if "retrain" in res:
             r = res["retrain"]
-            retrains.append({"window": wid, "version": r["version"], "decision": r["decision"]["action"], "flow_run_id": r.get("flow_run_id", "")})
-            progress.step("retrain", f"retrained v{r['version']}: {r['decision']['action']} ({'; '.join(r['decision']['reasons'])})", time.monotonic())
+            retrains.append(
+                {
+                    "window": wid,
+                    "version": r["version"],
+                    "decision": r["decision"]["action"],
+                    "flow_run_id": r.get("flow_run_id", ""),
+                }
+            )
+            progress.step(
+                "retrain",
+                f"retrained v{r['version']}: {r['decision']['action']} ({'; '.join(r['decision']['reasons'])})",
+                time.monotonic(),
+            )
     return {"world": world, "windows": windows, "retrains": retrains, "v1": v1}
 
 
@@ -130,7 +173,9 @@ def final_table(root: Path, world: DemoData, v1: str) -> dict[str, Any]:
     return {"champion_version": champ, "accuracy": acc}
 
 
-def summarise(root: Path, loop: dict[str, Any], table: dict[str, Any], progress: Progress) -> dict[str, Any]:
+def summarise(
+    root: Path, loop: dict[str, Any], table: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
     from xferlib.alerts import read_alerts
     from xferlib.versioning import data_version
 
@@ -140,14 +185,24 @@ def summarise(root: Path, loop: dict[str, Any], table: dict[str, Any], progress:
     datasets = sorted(p.name for p in (root / "data").iterdir() if p.is_dir())
     return {
         "workdir": str(root),
-        "windows": [{"window": w["window"], "status": w["status"], "action": w["action"]} for w in loop["windows"]],
+        "windows": [
+            {"window": w["window"], "status": w["status"], "action": w["action"]}
+            for w in loop["windows"]
+        ],
         "retrains": loop["retrains"],
         "champion_version": champ,
         "accuracy": acc,
         "recovered_fraction": round(recovered, 3),
         "clean_change": round(acc[champ]["clean"] - acc[v1]["clean"], 4),
         "data_versions": {d: str(data_version(root, root / "data" / d)) for d in datasets},
-        "alerts": [{"kind": a.get("kind"), "model_version": a.get("model_version"), "message": a.get("message")} for a in read_alerts(root / "alerts.jsonl")],
+        "alerts": [
+            {
+                "kind": a.get("kind"),
+                "model_version": a.get("model_version"),
+                "message": a.get("message"),
+            }
+            for a in read_alerts(root / "alerts.jsonl")
+        ],
         "stage_seconds": progress.stages,
         "seconds": round(time.monotonic() - progress.t0, 1),
         "mlflow_ui": f"mlflow ui --backend-store-uri sqlite:///{root}/mlflow.db --host 127.0.0.1",
@@ -163,7 +218,9 @@ def print_table(s: dict[str, Any], stream: Any) -> None:
     p("\nmodel  clean acc  shifted acc")
     for v, a in s["accuracy"].items():
         p(f"v{v:<5} {a['clean']:9.3f}  {a['shifted']:11.3f}")
-    p(f"\nchampion: v{s['champion_version']}; recovered {100 * s['recovered_fraction']:.0f}% of the shifted-domain loss; clean change {100 * s['clean_change']:+.1f} pts")
+    p(
+        f"\nchampion: v{s['champion_version']}; recovered {100 * s['recovered_fraction']:.0f}% of the shifted-domain loss; clean change {100 * s['clean_change']:+.1f} pts"
+    )
     p("data versions: " + ", ".join(f"{k}={v}" for k, v in s["data_versions"].items()))
     p(f"alerts: {len(s['alerts'])} (see {s['workdir']}/alerts.jsonl); loop took {s['seconds']}s")
     p(f"MLflow UI: {s['mlflow_ui']}")
@@ -171,7 +228,15 @@ def print_table(s: dict[str, Any], stream: Any) -> None:
         p(f"drift report: {s['drift_reports'][-1]}")
 
 
-def run(workdir: str | None, *, quick: bool = False, keep: bool = False, orchestrate: bool = False, as_json: bool = False, orchestrator: Any = None) -> dict[str, Any]:
+def run(
+    workdir: str | None,
+    *,
+    quick: bool = False,
+    keep: bool = False,
+    orchestrate: bool = False,
+    as_json: bool = False,
+    orchestrator: Any = None,
+) -> dict[str, Any]:
     cfg = DemoConfig.quick() if quick else DemoConfig()
     stream = sys.stderr if as_json else sys.stdout
     progress = Progress(stream)
@@ -180,7 +245,9 @@ def run(workdir: str | None, *, quick: bool = False, keep: bool = False, orchest
     loop = run_loop(root, cfg, orch, progress)
     t = time.monotonic()
     table = final_table(root, loop["world"], str(loop["v1"]["version"]))
-    progress.step("final_eval", "evaluated v1 and the champion on the clean and shifted holdouts", t)
+    progress.step(
+        "final_eval", "evaluated v1 and the champion on the clean and shifted holdouts", t
+    )
     summary = summarise(root, loop, table, progress)
     (root / "demo-summary.json").write_text(json.dumps(summary, indent=2))
     if not as_json:

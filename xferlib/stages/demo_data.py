@@ -31,7 +31,9 @@ class DemoConfig:
 
     @staticmethod
     def quick() -> DemoConfig:
-        return DemoConfig(per_class_train=30, per_class_test=20, window=120, feedback=300, image_size=32)
+        return DemoConfig(
+            per_class_train=30, per_class_test=20, window=120, feedback=300, image_size=32
+        )
 
 
 @dataclass
@@ -44,7 +46,9 @@ class DemoData:
     shifted_test: tuple[np.ndarray, np.ndarray]
 
 
-def _per_class(labels: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray) -> np.ndarray:
+def _per_class(
+    labels: np.ndarray, n: int, rng: np.random.Generator, exclude: np.ndarray
+) -> np.ndarray:
     picked = []
     for c in np.unique(labels):
         pool = np.setdiff1d(np.flatnonzero(labels == c), exclude)
@@ -82,9 +86,22 @@ def make_demo_data(root: Path, cfg: DemoConfig) -> DemoData:
         _export_flat(imgs, root / "windows" / wid)
         windows.append((wid, root / "windows" / wid, shifted))
     fb = rest[pos : pos + cfg.feedback]
-    export_imagefolder(shift_array(x[fb], cfg.shift, cfg.severity, cfg.seed + 100), y[fb], FASHION_CLASSES, root / "feedback", "fb")
+    export_imagefolder(
+        shift_array(x[fb], cfg.shift, cfg.severity, cfg.seed + 100),
+        y[fb],
+        FASHION_CLASSES,
+        root / "feedback",
+        "fb",
+    )
     shifted_test = shift_array(xt[test], cfg.shift, cfg.severity, cfg.seed + 200)
-    return DemoData(root / "source-train", root / "source-test", windows, root / "feedback", (xt[test], yt[test]), (shifted_test, yt[test]))
+    return DemoData(
+        root / "source-train",
+        root / "source-test",
+        windows,
+        root / "feedback",
+        (xt[test], yt[test]),
+        (shifted_test, yt[test]),
+    )
 
 
 def _export_flat(images: np.ndarray, out: Path) -> None:
@@ -92,7 +109,9 @@ def _export_flat(images: np.ndarray, out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     for i, img in enumerate(images):
-        Image.fromarray(np.asarray(img, dtype=np.uint8)).save(out / f"img_{i:05d}.png", compress_level=1)
+        Image.fromarray(np.asarray(img, dtype=np.uint8)).save(
+            out / f"img_{i:05d}.png", compress_level=1
+        )
 
 
 def as_imageset(images: np.ndarray, labels: np.ndarray, label_map: dict[str, int]) -> ImageSet:

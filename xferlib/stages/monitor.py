@@ -117,7 +117,9 @@ def score_images(
         "rows": len(images),
     }
     if len(images) == 0 and not quarantined:
-        raise ValueError(f"{src} holds no image files; pass a folder, s3:// prefix or files to score")
+        raise ValueError(
+            f"{src} holds no image files; pass a folder, s3:// prefix or files to score"
+        )
     if len(images) == 0:
         return pd.DataFrame(), info  # every file was quarantined: the counts say why
     ref = _reference_for(ctx, name, str(pred.version))

@@ -16,7 +16,9 @@ from xferlib.stages.context import Context, read_json, write_json
 PathLike = str | os.PathLike[str] | None
 
 
-def load_split(ctx: Context, split: str, dataset: str | None = None, prepared: Path | None = None) -> ImageSet:
+def load_split(
+    ctx: Context, split: str, dataset: str | None = None, prepared: Path | None = None
+) -> ImageSet:
     """The images of one prepared split as an ImageSet (labels through the label map)."""
     from xferlib.data.shards import load_imageset, read_manifest
 
@@ -28,7 +30,9 @@ def load_split(ctx: Context, split: str, dataset: str | None = None, prepared: P
     rows = manifest.loc[splits.loc[splits["split"] == split, "sha256"]].reset_index()
     unknown = sorted(set(rows["label"]) - set(label_map))
     if unknown:
-        raise ValueError(f"labels {unknown} are not in the label map {sorted(label_map)}; re-run prepare")
+        raise ValueError(
+            f"labels {unknown} are not in the label map {sorted(label_map)}; re-run prepare"
+        )
     return load_imageset(ds, rows, label_map=label_map)
 
 
@@ -37,11 +41,15 @@ def build_model(ctx: Context, num_classes: int) -> Any:
 
     m, ft = ctx.params.model, ctx.params.finetune
     pretrained = m.pretrained and ft.strategy != "scratch"
-    backbone = create_backbone(m.backbone, pretrained=pretrained, weights=m.weights, image_size=m.image_size)
+    backbone = create_backbone(
+        m.backbone, pretrained=pretrained, weights=m.weights, image_size=m.image_size
+    )
     return Classifier(backbone, num_classes)
 
 
-def _fit(ctx: Context, model: Any, train: ImageSet, val: ImageSet | None, cfg: Any, **kw: Any) -> Any:
+def _fit(
+    ctx: Context, model: Any, train: ImageSet, val: ImageSet | None, cfg: Any, **kw: Any
+) -> Any:
     from xferlib.finetune import fine_tune
 
     return fine_tune(model, train, val, cfg, feature_cache=ctx.wd.cache / "features", **kw)
@@ -51,7 +59,14 @@ def _epoch_logger(run: Any) -> Any:
     """Per-epoch metrics to the run (numbers only; the tracker batches the writes)."""
 
     def log(epoch: int, row: dict[str, Any]) -> None:
-        run.log_metrics(epoch, {k: float(v) for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+        run.log_metrics(
+            epoch,
+            {
+                k: float(v)
+                for k, v in row.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            },
+        )
         run.flush()
 
     return log
@@ -74,27 +89,54 @@ def train(
     classes = sorted(label_map, key=label_map.get)
     train_set, val_set = load_split(ctx, "train"), load_split(ctx, "val")
     model = build_model(ctx, len(classes))
-    data_version = str(versioning.data_version(ctx.wd.root, ctx.wd.dataset(ctx.params.data.dataset)))
+    data_version = str(
+        versioning.data_version(ctx.wd.root, ctx.wd.dataset(ctx.params.data.dataset))
+    )
     extra = {"data_version": data_version, "strategy": ctx.params.finetune.strategy}
     if not register:
-        result = _fit(ctx, model, train_set, val_set, ctx.params.finetune, checkpoint_dir=ctx.wd.checkpoints, resume=resume)
+        result = _fit(
+            ctx,
+            model,
+            train_set,
+            val_set,
+            ctx.params.finetune,
+            checkpoint_dir=ctx.wd.checkpoints,
+            resume=resume,
+        )
         save_model(model, ctx.wd.model_dir, classes, extra)
         write_json(ctx.wd.model_dir / "train.json", result.to_dict())
         return {"train": result.to_dict(), "data_version": data_version, "registered": False}
 
     from xferlib.stages import gate
 
-    with gate.open_run(ctx, run_name=f"train-{ctx.params.finetune.strategy}", tags={**(tags or {}), "xfer.data_version": data_version}) as run:
+    with gate.open_run(
+        ctx,
+        run_name=f"train-{ctx.params.finetune.strategy}",
+        tags={**(tags or {}), "xfer.data_version": data_version},
+    ) as run:
         result = _fit(
-            ctx, model, train_set, val_set, ctx.params.finetune,
-            checkpoint_dir=ctx.wd.checkpoints, resume=resume, on_epoch=_epoch_logger(run),
+            ctx,
+            model,
+            train_set,
+            val_set,
+            ctx.params.finetune,
+            checkpoint_dir=ctx.wd.checkpoints,
+            resume=resume,
+            on_epoch=_epoch_logger(run),
         )
         save_model(model, ctx.wd.model_dir, classes, extra)
         write_json(ctx.wd.model_dir / "train.json", result.to_dict())
         holdout = load_split(ctx, "test")
         outcome = gate.register_and_gate(
-            ctx, run, model, classes, new=holdout, holdout=holdout, model_dir=ctx.wd.model_dir,
-            reference_images=ImageSet.concat([val_set, holdout]), lineage={"xfer.data_version": data_version, **(tags or {})},
+            ctx,
+            run,
+            model,
+            classes,
+            new=holdout,
+            holdout=holdout,
+            model_dir=ctx.wd.model_dir,
+            reference_images=ImageSet.concat([val_set, holdout]),
+            lineage={"xfer.data_version": data_version, **(tags or {})},
         )
     return {"train": result.to_dict(), "data_version": data_version, "registered": True, **outcome}
 
@@ -136,10 +178,14 @@ def retrain(
     _check_feedback_classes(ctx, Path(feedback))  # before ingest: a bad request versions nothing
     ingested = ingest(ctx.wd.root, feedback, dataset=name, source=f"feedback:{feedback}")
     if not ingested.get("data_version"):
-        raise ValueError(f"feedback {feedback} holds no valid labelled image; see {ctx.wd.quarantine}")
+        raise ValueError(
+            f"feedback {feedback} holds no valid labelled image; see {ctx.wd.quarantine}"
+        )
     fb_dir = ctx.wd.root / "prepared-feedback" / name
     _prepare_feedback(ctx, name, fb_dir, make_splits)
-    fb_train, fb_val, fb_test = (load_split(ctx, s, dataset=name, prepared=fb_dir) for s in ("train", "val", "test"))
+    fb_train, fb_val, fb_test = (
+        load_split(ctx, s, dataset=name, prepared=fb_dir) for s in ("train", "val", "test")
+    )
     replay = _replay(ctx, rp.replay_size)
     champion, champ_version = gate.load_champion_model(ctx)
     model = champion if rp.warm_start else build_model(ctx, champion.head.out_features)
@@ -150,8 +196,10 @@ def retrain(
     cfg = dataclasses.replace(p.finetune, strategy=rp.strategy, epochs=rp.epochs)
     data_version = f"{ingested['data_version']}+{versioning.data_version(ctx.wd.root, ctx.wd.dataset(p.data.dataset))}"
     lineage = {
-        "xfer.data_version": data_version, "xfer.parent_version": str(champ_version),
-        "xfer.drift_report": drift_report or "", "xfer.flow_run_id": flow_run_id or "",
+        "xfer.data_version": data_version,
+        "xfer.parent_version": str(champ_version),
+        "xfer.drift_report": drift_report or "",
+        "xfer.flow_run_id": flow_run_id or "",
     }
     classes = read_json(ctx.wd.prepared / "label_map.json")
     classes = sorted(classes, key=classes.get)
@@ -159,16 +207,35 @@ def retrain(
     from xferlib.models.io import save_model
 
     with gate.open_run(ctx, run_name=f"retrain-{name}", tags=lineage) as run:
-        result = _fit(ctx, model, ImageSet.concat([replay, fb_train]), ImageSet.concat([load_split(ctx, "val"), fb_val]),
-                      cfg, on_epoch=_epoch_logger(run))
-        save_model(model, out_dir, classes, {"data_version": data_version, "strategy": cfg.strategy})
+        result = _fit(
+            ctx,
+            model,
+            ImageSet.concat([replay, fb_train]),
+            ImageSet.concat([load_split(ctx, "val"), fb_val]),
+            cfg,
+            on_epoch=_epoch_logger(run),
+        )
+        save_model(
+            model, out_dir, classes, {"data_version": data_version, "strategy": cfg.strategy}
+        )
         outcome = gate.register_and_gate(
-            ctx, run, model, classes, new=fb_test, holdout=load_split(ctx, "test"), model_dir=out_dir,
+            ctx,
+            run,
+            model,
+            classes,
+            new=fb_test,
+            holdout=load_split(ctx, "test"),
+            model_dir=out_dir,
             reference_images=_reference_images(ctx, fb_val, fb_test),
             lineage=lineage,
         )
-    return {"feedback_dataset": name, "data_version": data_version, "parent_version": champ_version,
-            "train": result.to_dict(), **outcome}
+    return {
+        "feedback_dataset": name,
+        "data_version": data_version,
+        "parent_version": champ_version,
+        "train": result.to_dict(),
+        **outcome,
+    }
 
 
 def _reference_images(ctx: Context, fb_val: ImageSet, fb_test: ImageSet) -> ImageSet:
@@ -190,7 +257,9 @@ def _check_feedback_classes(ctx: Context, feedback: Path) -> None:
     if not feedback.is_dir():
         return  # an archive or a missing path: ingest and _prepare_feedback check it
     labels = read_json(ctx.wd.prepared / "label_map.json")
-    folders = {unquote(d.name) for d in feedback.iterdir() if d.is_dir() and not d.name.startswith(".")}
+    folders = {
+        unquote(d.name) for d in feedback.iterdir() if d.is_dir() and not d.name.startswith(".")
+    }
     unknown = sorted(folders - set(labels))
     if unknown:
         raise ValueError(
@@ -206,7 +275,9 @@ def _prepare_feedback(ctx: Context, name: str, out: Path, make_splits: Any) -> N
     manifest = read_manifest(ctx.wd.dataset(name))
     unknown = sorted(set(manifest["label"].dropna()) - set(labels))
     if unknown:
-        raise ValueError(f"feedback labels {unknown} are not classes of the champion {sorted(labels)}")
+        raise ValueError(
+            f"feedback labels {unknown} are not classes of the champion {sorted(labels)}"
+        )
     manifest = manifest.assign(split=None)  # the feedback's own holdout is carved here
     splits = make_splits(manifest, 0.3, None, ctx.params.prepare.seed)
     out.mkdir(parents=True, exist_ok=True)

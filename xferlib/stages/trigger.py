@@ -31,16 +31,33 @@ def _locked(state_dir: Path) -> Iterator[Path]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _send(ctx: Context, kind: str, version: str, message: str, key: str, report_path: str = "", **details: Any) -> None:
+def _send(
+    ctx: Context,
+    kind: str,
+    version: str,
+    message: str,
+    key: str,
+    report_path: str = "",
+    **details: Any,
+) -> None:
     from xferlib.alerts import Alert, AlertSink
 
     AlertSink(ctx.wd.alerts).send(
-        Alert(kind=kind, model_name=ctx.params.registry.model_name, model_version=version, report_path=report_path,
-              message=message, details=details, dedup_key=key)
+        Alert(
+            kind=kind,
+            model_name=ctx.params.registry.model_name,
+            model_version=version,
+            report_path=report_path,
+            message=message,
+            details=details,
+            dedup_key=key,
+        )
     )
 
 
-def decide(workdir: str | os.PathLike[str], report: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+def decide(
+    workdir: str | os.PathLike[str], report: dict[str, Any], now: datetime | None = None
+) -> dict[str, Any]:
     """Apply should_retrain (window size, consecutive windows, cool-down, coalescing) and alert."""
     from xferlib.drift import DriftReport, DriftState, should_retrain
 
@@ -49,27 +66,57 @@ def decide(workdir: str | os.PathLike[str], report: dict[str, Any], now: datetim
     with _locked(ctx.wd.state) as path:
         raw = read_json(path, default={"drift": {}, "in_flight": None})
         if report["drift"]:
-            _send(ctx, "drift_detected", report["reference_version"], f"drift in window {report.get('window_id')}: {report.get('drifted_columns')}",
-                  f"drift:{report['report_id']}", report.get("report_html") or "", tests=report.get("tests"))
-        typed = DriftReport(**{f.name: report[f.name] for f in dataclasses.fields(DriftReport) if f.name in report})
+            _send(
+                ctx,
+                "drift_detected",
+                report["reference_version"],
+                f"drift in window {report.get('window_id')}: {report.get('drifted_columns')}",
+                f"drift:{report['report_id']}",
+                report.get("report_html") or "",
+                tests=report.get("tests"),
+            )
+        typed = DriftReport(
+            **{f.name: report[f.name] for f in dataclasses.fields(DriftReport) if f.name in report}
+        )
         decision = should_retrain(typed, DriftState.from_dict(raw["drift"]), ctx.params.drift, now)
         retrain, reason = decision.retrain, decision.reason
         if retrain and raw.get("in_flight"):
-            retrain, reason = False, f"coalesced: retrain for {raw['in_flight']} is already in flight"
+            retrain, reason = (
+                False,
+                f"coalesced: retrain for {raw['in_flight']} is already in flight",
+            )
         raw["drift"] = decision.state.to_dict()
         if retrain:
             raw["in_flight"] = report["report_id"]
         write_json(path, raw)
-    return {"retrain": retrain, "reason": reason, "status": report["status"], "model_name": ctx.params.registry.model_name}
+    return {
+        "retrain": retrain,
+        "reason": reason,
+        "status": report["status"],
+        "model_name": ctx.params.registry.model_name,
+    }
 
 
 def retrain_started(workdir: str | os.PathLike[str], report_id: str, flow_run_id: str) -> None:
     ctx = Context.load(workdir)
-    _send(ctx, "retrain_started", "", f"retraining for {report_id or 'manual request'} (flow run {flow_run_id})",
-          f"retrain_started:{flow_run_id or report_id}", flow_run_id=flow_run_id)
+    _send(
+        ctx,
+        "retrain_started",
+        "",
+        f"retraining for {report_id or 'manual request'} (flow run {flow_run_id})",
+        f"retrain_started:{flow_run_id or report_id}",
+        flow_run_id=flow_run_id,
+    )
 
 
-def retrain_finished(workdir: str | os.PathLike[str], report_id: str, flow_run_id: str, *, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+def retrain_finished(
+    workdir: str | os.PathLike[str],
+    report_id: str,
+    flow_run_id: str,
+    *,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
     """Alert finished/failed and release the in-flight marker so the next drift can retrain."""
     ctx = Context.load(workdir)
     with _locked(ctx.wd.state) as path:
@@ -77,10 +124,21 @@ def retrain_finished(workdir: str | os.PathLike[str], report_id: str, flow_run_i
         raw["in_flight"] = None
         write_json(path, raw)
     if error is not None:
-        _send(ctx, "retrain_failed", "", f"retraining for {report_id} failed: {error.splitlines()[0] if error else ''}",
-              f"retrain_failed:{flow_run_id or report_id}", flow_run_id=flow_run_id)
+        _send(
+            ctx,
+            "retrain_failed",
+            "",
+            f"retraining for {report_id} failed: {error.splitlines()[0] if error else ''}",
+            f"retrain_failed:{flow_run_id or report_id}",
+            flow_run_id=flow_run_id,
+        )
         return
     decision = (result or {}).get("decision", {})
-    _send(ctx, "retrain_finished", str((result or {}).get("version", "")),
-          f"retraining for {report_id} finished: v{(result or {}).get('version')} {decision.get('action')}",
-          f"retrain_finished:{flow_run_id or report_id}", flow_run_id=flow_run_id)
+    _send(
+        ctx,
+        "retrain_finished",
+        str((result or {}).get("version", "")),
+        f"retraining for {report_id} finished: v{(result or {}).get('version')} {decision.get('action')}",
+        f"retrain_finished:{flow_run_id or report_id}",
+        flow_run_id=flow_run_id,
+    )
