@@ -263,6 +263,7 @@ def main() -> None:
         "setup": info
         | {
             "alpha": cfg.alpha,
+            "min_window": cfg.min_window,
             "permutations": cfg.permutations,
             "reference_rows": len(ref),
             "pca_components": cfg.pca_components,

@@ -1,8 +1,8 @@
 """DVC on xfer shards vs the same images as loose PNG files: `dvc add`, `dvc push`, `dvc pull`.
 
 For each size N (the first N Fashion-MNIST train images):
-- "shards": the IDX subset is ingested with `xferlib.data.ingest.ingest` into a git + DVC repo
-  (`xferlib.versioning.init_repo`, a local remote outside the repo), then timed:
+- "shards": the IDX subset is ingested once with `xferlib.data.ingest.ingest` and copied into a
+  git + DVC repo (`xferlib.versioning.init_repo`, a local remote outside the repo), then timed:
   add = `versioning.track` (dvc add + git commit), push = `versioning.push`, pull = `dvc pull`
   (`versioning.pull`) in a fresh `git clone` of the repo, i.e. an empty cache.
 - "loose": the same stored PNG bytes, one file per image under <class>/<sha256>.png, same calls.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import shutil
 import struct
 import subprocess
 import tempfile
@@ -50,13 +51,20 @@ def write_idx_subset(out: Path, n: int) -> Path:
     return out
 
 
-def shard_repo(root: Path, idx: Path) -> tuple[Path, Path, float]:
-    """A repo whose data/fmnist holds the ingested shards; returns (repo, dataset, ingest s)."""
+def ingest_shards(root: Path, idx: Path) -> tuple[Path, float]:
+    """Ingest the IDX subset once into a staging dataset folder; returns (folder, seconds)."""
+    t0 = time.perf_counter()
+    staged = root / "staged" / "fmnist"
+    ingest(idx, staged, root / "quarantine", DataParams(), source="bench", split="train")
+    return staged, time.perf_counter() - t0
+
+
+def shard_repo(root: Path, staged: Path) -> tuple[Path, Path]:
+    """A repo whose data/fmnist is a copy of the staged shards + manifest."""
     repo = root / "repo"
     versioning.init_repo(repo, remote=str(root / "remote"))
-    t0 = time.perf_counter()
-    ingest(idx, repo / "data" / "fmnist", root / "quarantine", DataParams(), source="bench", split="train")
-    return repo, repo / "data" / "fmnist", time.perf_counter() - t0
+    shutil.copytree(staged, repo / "data" / "fmnist")
+    return repo, repo / "data" / "fmnist"
 
 
 def loose_repo(root: Path, shards: Path) -> tuple[Path, Path, float]:
@@ -94,16 +102,16 @@ def time_dvc(root: Path, repo: Path, dataset: Path) -> dict[str, float]:
 
 def measure_size(tmp: Path, n: int, run_loose: bool) -> dict[str, Any]:
     """Shards, loose (optional), shards again, at size `n`."""
-    idx = write_idx_subset(tmp / f"idx-{n}", n)
-    row: dict[str, Any] = {"images": n, "shards": []}
-    shards_dir = None
+    staged, ingest_s = ingest_shards(tmp / f"ingest-{n}", write_idx_subset(tmp / f"idx-{n}", n))
+    row: dict[str, Any] = {"images": n, "ingest_s": ingest_s, "shards": []}
+    row["shard_files"] = len(list((staged / "shards").glob("*.bin")))
     for rep in range(2 if run_loose else 1):
-        repo, shards_dir, ingest_s = shard_repo(tmp / f"shards-{n}-{rep}", idx)
+        repo, shards_dir = shard_repo(tmp / f"shards-{n}-{rep}", staged)
         times = time_dvc(tmp / f"shards-{n}-{rep}", repo, shards_dir)
-        row["shards"].append(times | {"ingest_s": ingest_s, "shard_files": len(list((shards_dir / "shards").glob("*.bin")))})
+        row["shards"].append(times)
         print(f"[{n}] shards rep {rep}: {times}", flush=True)
         if run_loose and rep == 0:
-            repo_l, loose_dir, export_s = loose_repo(tmp / f"loose-{n}", shards_dir)
+            repo_l, loose_dir, export_s = loose_repo(tmp / f"loose-{n}", staged)
             row["loose"] = time_dvc(tmp / f"loose-{n}", repo_l, loose_dir) | {"export_s": export_s}
             print(f"[{n}] loose: {row['loose']}", flush=True)
     row["shard_total_s"] = sum(r["total"] for r in row["shards"]) / len(row["shards"])

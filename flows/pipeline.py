@@ -32,9 +32,9 @@ def prepare_task(workdir: str) -> dict[str, Any]:
 
 @task
 def train_task(workdir: str, flow_run_id: str) -> dict[str, Any]:
-    from xferlib.stages import training
+    from xferlib.stages import distributed  # `xfer train`: $XFER_TRAIN_NPROC processes (torchrun)
 
-    return training.train(workdir, tags={"xfer.flow_run_id": flow_run_id})
+    return distributed.train(workdir, tags={"xfer.flow_run_id": flow_run_id})
 
 
 @task(retries=3, retry_delay_seconds=[2, 5, 10])

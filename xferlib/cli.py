@@ -43,13 +43,11 @@ def _cmd_prepare(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_train(a: argparse.Namespace) -> dict[str, Any]:
-    if a.nproc and a.nproc > 1:
-        from xferlib.stages import distributed
+    from xferlib.stages import distributed  # one process in-process, more through torchrun
 
-        return distributed.launch(a.workdir, nproc=a.nproc, params_path=a.params, resume=a.resume)
-    from xferlib.stages import training
-
-    return training.train(a.workdir, params_path=a.params, resume=a.resume, register=not a.no_register)
+    return distributed.train(
+        a.workdir, nproc=a.nproc or None, params_path=a.params, resume=a.resume, register=not a.no_register
+    )
 
 
 def _cmd_evaluate(a: argparse.Namespace) -> dict[str, Any]:
@@ -147,7 +145,7 @@ def _build() -> argparse.ArgumentParser:
     p = add("train", _cmd_train, "fine-tune the backbone (strategy from params) and register a challenger")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--no-register", action="store_true", help="do not log to MLflow / register (dvc repro)")
-    p.add_argument("--nproc", type=int, default=0, help="processes for torchrun/DDP (default: params)")
+    p.add_argument("--nproc", type=int, default=0, help="processes for torchrun/DDP (default: $XFER_TRAIN_NPROC, else params distributed.nproc)")
     add("evaluate", _cmd_evaluate, "metrics JSON + plots on the test split")
     p = add("predict", _cmd_predict, "classify images with a registered model")
     p.add_argument("--model", required=True, help="models:/NAME@champion or models:/NAME/N")

@@ -103,6 +103,9 @@ class RegistryParams:
     primary_metric: Literal["accuracy", "macro_f1"] = "accuracy"
     min_improvement: float = 0.0  # challenger must beat champion on the new data by this much
     max_forgetting: float = 0.01  # and may lose at most this much on the original ID holdout
+    # also log an `mlflow.pytorch` model (torch.export, uint8 images in -> logits out) for
+    # `mlflow models serve`; xfer itself loads the verified state_dict under xfer_model/
+    pytorch_flavor: bool = True
 
     def check(self) -> None:
         _range("registry.min_improvement", self.min_improvement, -1.0, 1.0)
@@ -230,11 +233,19 @@ def _section(cls: type, name: str, raw: Any) -> Any:
     valid = [f.name for f in fields(cls)]
     for key, value in raw.items():
         if key not in valid:
-            raise ConfigError(f"unknown key {name}.{key}; valid keys of {name!r}: {', '.join(valid)}")
+            raise ConfigError(
+                f"unknown key {name}.{key}; valid keys of {name!r}: {', '.join(valid)}"
+            )
         tp = hints[key]
         if not _type_ok(value, tp):
-            hint = " (write floats as 1.0e-3: YAML reads 1e-3 as a string)" if isinstance(value, str) else ""
-            raise ConfigError(f"{name}.{key}={value!r} has the wrong type; expected {_describe(tp)}{hint}")
+            hint = (
+                " (write floats as 1.0e-3: YAML reads 1e-3 as a string)"
+                if isinstance(value, str)
+                else ""
+            )
+            raise ConfigError(
+                f"{name}.{key}={value!r} has the wrong type; expected {_describe(tp)}{hint}"
+            )
     if "float" in str(hints):  # ints given for float fields become floats
         raw = {k: (float(v) if hints[k] is float else v) for k, v in raw.items()}
     obj = cls(**raw)
@@ -251,7 +262,9 @@ def params_from_dict(raw: dict[str, Any] | None) -> Params:
     sections = [f.name for f in fields(Params)]
     unknown = [k for k in raw if k not in sections]
     if unknown:
-        raise ConfigError(f"unknown params section {unknown[0]!r}; valid sections: {', '.join(sections)}")
+        raise ConfigError(
+            f"unknown params section {unknown[0]!r}; valid sections: {', '.join(sections)}"
+        )
     return Params(**{k: _section(hints[k], k, raw[k]) for k in raw})
 
 

@@ -31,7 +31,7 @@ TINY = {
     },
     "retrain": {"strategy": "full", "epochs": 2, "replay_size": 100},
     "drift": {"min_window": 60, "permutations": 99, "reference_size": 300},
-    "registry": {"max_forgetting": 1.0},
+    "registry": {"max_forgetting": 1.0, "pytorch_flavor": False},  # the e2e demo test logs it
 }
 
 

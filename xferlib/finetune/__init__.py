@@ -1,17 +1,20 @@
 """Fine-tuning: strategies, param groups, train/eval loops, checkpoints/resume, AMP, bn_adapt.
 
 Split by concern: `runtime` (device/precision), `layers` (freezing, LR groups, bn_adapt),
-`features` (inference, feature cache), `checkpoint` (last.pt), `train` (the loop).
+`features` (inference, feature cache), `checkpoint` (last.pt), `train` (the loop), `world`
+(torchrun/DDP: batch split, loss scaling, cross-rank BatchNorm).
 """
 
 from xferlib.finetune.features import cached_features, extract_features, predict, state_hash
 from xferlib.finetune.layers import bn_adapt, param_groups, set_trainable, unfrozen_blocks
 from xferlib.finetune.runtime import Runtime, resolve_runtime
 from xferlib.finetune.train import TrainResult, fine_tune
+from xferlib.finetune.world import World
 
 __all__ = [
     "Runtime",
     "TrainResult",
+    "World",
     "bn_adapt",
     "cached_features",
     "extract_features",

@@ -1,13 +1,14 @@
 """The inner loops of `fine_tune`: one epoch on cached features or on image batches, and val
 accuracy. Each epoch draws its randomness only from (seed, epoch), which is what makes resume
-bit-identical.
+bit-identical. Under DDP (`LoopContext.world`) every rank cuts the same global batches and
+trains on its part of each; see `xferlib.finetune.world`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from xferlib.config import FinetuneParams
 from xferlib.data.imageset import ImageSet, augment
 from xferlib.finetune.layers import set_trainable, train_mode, unfrozen_blocks
 from xferlib.finetune.runtime import Runtime
+from xferlib.finetune.world import World, ddp_forward
 from xferlib.models import Classifier
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
@@ -34,6 +36,8 @@ class LoopContext:
     feature_cache: Path | None
     on_epoch: EpochCallback | None
     forward: Callable[[torch.Tensor], torch.Tensor]
+    world: World = field(default_factory=World)
+    ddp: dict[int, Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=dict)
 
 
 def seed_epoch(seed: int, epoch: int) -> torch.Generator:
@@ -43,10 +47,11 @@ def seed_epoch(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(s)
 
 
-def batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
-    """A shuffled split into batches; a trailing batch of one joins the previous (BatchNorm)."""
+def batches(n: int, batch_size: int, gen: torch.Generator, min_last: int = 2) -> list[torch.Tensor]:
+    """A shuffled split into batches; a trailing batch smaller than `min_last` joins the previous
+    (BatchNorm needs two images; under DDP every rank needs one: min_last = world size)."""
     parts = list(torch.randperm(n, generator=gen).split(batch_size))
-    if len(parts) > 1 and len(parts[-1]) == 1:
+    if len(parts) > 1 and len(parts[-1]) < min_last:
         parts[-2:] = [torch.cat(parts[-2:])]
     return parts
 
@@ -73,27 +78,43 @@ def probe_epoch(
 
 
 def image_epoch(ctx: LoopContext, epoch: int, opt: Any, sched: Any) -> tuple[float, int, float]:
-    """One pass over the train images; returns mean loss, images seen, seconds."""
+    """One pass over the train images; returns mean loss, images seen (all ranks), seconds."""
     model, cfg, rt = ctx.model, ctx.cfg, ctx.rt
     t0 = time.perf_counter()
     n_unfrozen = unfrozen_blocks(cfg.strategy, epoch, len(model.blocks()), cfg)
     set_trainable(model, n_unfrozen)
     train_mode(model, n_unfrozen)
-    gen = seed_epoch(cfg.seed, epoch)
+    gen, world = seed_epoch(cfg.seed, epoch), ctx.world
+    parts = batches(len(ctx.train), cfg.batch_size, gen, max(2, world.size))
+    gen = world.augment_generator(gen, cfg.seed * 1_000_003 + epoch)
+    forward = _train_forward(ctx, n_unfrozen)
     total = 0.0
-    for idx in batches(len(ctx.train), cfg.batch_size, gen):
+    for part in parts:
+        idx = world.shard(part)
         x = model.preprocess(rt.to_device(ctx.train.images[idx]))
         x = augment(x, gen) if cfg.augment else x
         y = rt.to_device(ctx.train.labels[idx])  # type: ignore[index]
         with rt.autocast():
-            logits = ctx.forward(rt.layout(x))
+            logits = forward(rt.layout(x))
         loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * world.loss_scale(len(idx), len(part))).backward()
         opt.step()
         sched.step()
         total += loss.item() * len(idx)
+    [total] = world.sum(total)
     return total / len(ctx.train), len(ctx.train), time.perf_counter() - t0
+
+
+def _train_forward(ctx: LoopContext, n_unfrozen: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`ctx.forward`, or under DDP a wrapper over the currently trainable parameters (made anew
+    when that set changes: DDP registers its gradient hooks once, at construction)."""
+    if ctx.world.size == 1:
+        return ctx.forward
+    if n_unfrozen not in ctx.ddp:
+        ctx.ddp.clear()
+        ctx.ddp[n_unfrozen] = ddp_forward(ctx.model, ctx.cfg.compile, ctx.rt.device)
+    return ctx.ddp[n_unfrozen]
 
 
 @torch.no_grad()
@@ -108,9 +129,12 @@ def head_accuracy(
 
 @torch.no_grad()
 def val_accuracy(ctx: LoopContext, batch_size: int = 256) -> float | None:
+    """Accuracy on the val set; under DDP each rank scores its share and the counts are summed,
+    so every rank sees the same number (early stopping agrees)."""
     if ctx.val is None:
         return None
-    model, rt, val = ctx.model, ctx.rt, ctx.val
+    model, rt, world = ctx.model, ctx.rt, ctx.world
+    val = ctx.val if world.size == 1 else ctx.val.subset(world.shard(torch.arange(len(ctx.val))))
     model.eval()
     correct = 0
     for start in range(0, len(val), batch_size):
@@ -118,4 +142,4 @@ def val_accuracy(ctx: LoopContext, batch_size: int = 256) -> float | None:
         with rt.autocast():
             pred = ctx.forward(rt.layout(x)).argmax(-1).cpu()
         correct += int((pred == val.labels[start : start + batch_size]).sum())  # type: ignore[index]
-    return correct / len(val)
+    return world.sum(correct)[0] / len(ctx.val)

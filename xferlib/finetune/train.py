@@ -5,6 +5,10 @@ and the first lp_epochs of lp_ft), an "images" phase trains on image batches (sc
 gradual_unfreeze, the second part of lp_ft). Every epoch re-seeds its shuffling, augmentation and
 dropout from (seed, epoch) alone, and last.pt holds model, optimizer, scheduler and progress, so a
 run killed after epoch k and resumed ends with exactly the weights of an uninterrupted run.
+
+Under torchrun/DDP (an initialised process group) the image phases split every global batch across
+ranks and synchronise BatchNorm; the probe phase runs whole on every rank (it is cheap and needs
+no communication). Only rank 0 writes last.pt and the feature cache; every rank can resume.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from xferlib.finetune.epochs import (
 from xferlib.finetune.features import cached_features
 from xferlib.finetune.layers import bn_adapt, param_groups, unfrozen_blocks
 from xferlib.finetune.runtime import Runtime, place_model, resolve_runtime
+from xferlib.finetune.world import World, sync_batchnorm
 from xferlib.models import Classifier
 
 _RUNTIME_ONLY = ("device", "num_workers", "compile")  # may change between a run and its resume
@@ -85,14 +90,18 @@ def fine_tune(
     feature_cache: Path | None = None,
     on_epoch: EpochCallback | None = None,
     adapt: ImageSet | None = None,
+    world: World | None = None,
 ) -> TrainResult:
     """Train `model` in place with `cfg.strategy`; returns what happened, epoch by epoch.
 
     With `resume=True` a `checkpoint_dir/last.pt` left by a killed run is continued (a missing
     one starts afresh). `on_epoch(epoch, row)` runs after each epoch's checkpoint is written.
     `cfg.bn_adapt` re-estimates BatchNorm statistics on `adapt` (default: the train images) first.
+    `world` defaults to the initialised process group (torchrun), else a single process.
     """
+    world = world or World.current()
     _check_inputs(train, val, cfg, resume, checkpoint_dir)
+    world.check_batch(cfg.batch_size)
     rt = resolve_runtime(cfg, model)
     place_model(model, rt)
     saved = load_checkpoint(Path(checkpoint_dir)) if resume and checkpoint_dir else None
@@ -109,15 +118,21 @@ def fine_tune(
         cfg,
         rt,
         Path(checkpoint_dir) if checkpoint_dir else None,
-        feature_cache,
+        feature_cache if world.is_main else None,
         on_epoch,
         forward,
+        world,
     )
+    unsync = sync_batchnorm(model, rt.device) if world.size > 1 else None
     cuda = list(range(torch.cuda.device_count())) if rt.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):  # per-epoch seeding must not leak to the caller
-        for phase in _phases(cfg):
-            if not prog.stopped and prog.epoch < phase.end:
-                _run_phase(ctx, phase, prog, saved)
+    try:
+        with torch.random.fork_rng(devices=cuda):  # per-epoch seeding must not leak to the caller
+            for phase in _phases(cfg):
+                if not prog.stopped and prog.epoch < phase.end:
+                    _run_phase(ctx, phase, prog, saved)
+    finally:
+        if unsync is not None:
+            unsync()
     if prog.best_state is not None:
         model.load_state_dict(prog.best_state)
     model.eval()
@@ -224,7 +239,7 @@ def _record(ctx: LoopContext, phase: _Phase, prog: _Progress, row: dict[str, Any
 def _checkpoint(
     ctx: LoopContext, phase: _Phase, prog: _Progress, opt: torch.optim.Optimizer, sched: Any
 ) -> None:
-    if ctx.checkpoint_dir is None:
+    if ctx.checkpoint_dir is None or not ctx.world.is_main:
         return
     state = {
         "model": ctx.model.state_dict(),

@@ -96,7 +96,8 @@ def register_and_gate(
     )
     run.flush()
     run.log_artifact(eval_dir, "eval")
-    run.log_model(model_dir)
+    example = holdout.images[:1].numpy()  # uint8 (1, 3, H, W): the logged model preprocesses itself
+    run.log_model(model_dir, model, example, pytorch_flavor=p.registry.pytorch_flavor)
     name = p.registry.model_name
     version = registry.register_candidate(uri, name, run.run_id, tags=lineage)
     champ = registry.champion_version(uri, name)

@@ -37,14 +37,20 @@ def load_split(
 
 
 def build_model(ctx: Context, num_classes: int) -> Any:
+    """The backbone of params + a new head; random inits come from finetune.seed, so every
+    torchrun rank (and every rerun) starts from the same weights."""
+    import torch
+
     from xferlib.models import Classifier, create_backbone
 
     m, ft = ctx.params.model, ctx.params.finetune
     pretrained = m.pretrained and ft.strategy != "scratch"
-    backbone = create_backbone(
-        m.backbone, pretrained=pretrained, weights=m.weights, image_size=m.image_size
-    )
-    return Classifier(backbone, num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ft.seed)
+        backbone = create_backbone(
+            m.backbone, pretrained=pretrained, weights=m.weights, image_size=m.image_size
+        )
+        return Classifier(backbone, num_classes)
 
 
 def _fit(
@@ -72,6 +78,13 @@ def _epoch_logger(run: Any) -> Any:
     return log
 
 
+def _is_main_rank() -> bool:
+    """False only inside a torchrun/DDP worker whose rank is not 0 (see stages.distributed)."""
+    from xferlib.finetune import World
+
+    return World.current().is_main
+
+
 def train(
     workdir: PathLike,
     params_path: str | None = None,
@@ -80,7 +93,11 @@ def train(
     register: bool = True,
     tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """`dvc.yaml` stage train; with `register`, also the tracked run, registration, gate and reference."""
+    """`dvc.yaml` stage train; with `register`, also the tracked run, registration, gate and reference.
+
+    Also the body of every torchrun worker (`stages.distributed`): rank 0 runs all of it, the other
+    ranks only fit their share of each batch.
+    """
     from xferlib import versioning
     from xferlib.models.io import save_model
 
@@ -89,6 +106,17 @@ def train(
     classes = sorted(label_map, key=label_map.get)
     train_set, val_set = load_split(ctx, "train"), load_split(ctx, "val")
     model = build_model(ctx, len(classes))
+    if not _is_main_rank():  # a torchrun worker other than rank 0: fit its shard, write nothing
+        result = _fit(
+            ctx,
+            model,
+            train_set,
+            val_set,
+            ctx.params.finetune,
+            checkpoint_dir=ctx.wd.checkpoints,
+            resume=resume,
+        )
+        return {"train": result.to_dict(), "registered": False}
     data_version = str(
         versioning.data_version(ctx.wd.root, ctx.wd.dataset(ctx.params.data.dataset))
     )
