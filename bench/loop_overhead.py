@@ -163,6 +163,8 @@ def main() -> None:
         "steps_per_run": bench.steps,
         "steps_per_s": {"bare": bench.steps / bare_s, "xfer": bench.steps / xfer_s},
         "seconds_per_run": {"bare": spread(secs["bare"]), "xfer": spread(secs["xfer"])},
+        "raw_seconds": secs,  # rounds alternate: pair i is (bare[i], xfer[i])
+        "paired_ratio_median": median([b / x for b, x in zip(secs["bare"], secs["xfer"], strict=True)]),
         "overhead_s_per_epoch": (xfer_s - bare_s) / args.epochs,
         "epoch_s_bare": bare_s / args.epochs,
         "checkpoint_mb": ckpt_mb,

@@ -46,7 +46,11 @@ def _cmd_train(a: argparse.Namespace) -> dict[str, Any]:
     from xferlib.stages import distributed  # one process in-process, more through torchrun
 
     return distributed.train(
-        a.workdir, nproc=a.nproc or None, params_path=a.params, resume=a.resume, register=not a.no_register
+        a.workdir,
+        nproc=a.nproc or None,
+        params_path=a.params,
+        resume=a.resume,
+        register=not a.no_register,
     )
 
 

@@ -173,8 +173,9 @@ def test_k8s_worker_and_manual_train_job() -> None:
 
     job = yaml.safe_load((INFRA / "k8s" / "train-job.yaml").read_text())
     [container] = job["spec"]["template"]["spec"]["containers"]
-    nproc = re.search(r"xfer train .*--nproc (\d+)", " ".join(container["args"]))
-    assert nproc and int(nproc.group(1)) == container["resources"]["limits"]["nvidia.com/gpu"]
+    assert re.search(r'xfer train .*--nproc "\$XFER_TRAIN_NPROC"', " ".join(container["args"]))
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert int(env["XFER_TRAIN_NPROC"]) == container["resources"]["limits"]["nvidia.com/gpu"]
     assert job["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]["medium"] == "Memory"
 
 

@@ -78,7 +78,9 @@ def test_two_processes_train_like_one_and_only_rank0_writes(
     t0 = time.perf_counter()
     r1 = distributed.launch(one, nproc=1, register=False)
     t1 = time.perf_counter()
-    assert cli.main(["train", "--workdir", str(two), "--nproc", "2", "--no-register", "--json"]) == 0
+    assert (
+        cli.main(["train", "--workdir", str(two), "--nproc", "2", "--no-register", "--json"]) == 0
+    )
     t2 = time.perf_counter()
     r2 = json.loads(capsys.readouterr().out)
 
@@ -98,8 +100,10 @@ def test_two_processes_train_like_one_and_only_rank0_writes(
     diff = max((w1[k] - w2[k]).abs().max().item() for k in keys)
     drift = sum((w1[k] - w2[k]).abs().sum().item() for k in keys)
     moved = sum((w1[k] - init[k]).abs().sum().item() for k in keys)
-    print(f"\nnproc=1 {t1 - t0:.1f} s, nproc=2 {t2 - t1:.1f} s; max|w1-w2|={diff:.2e}, "
-          f"sum|w1-w2|/sum|w1-init|={drift / moved:.3f}")
+    print(
+        f"\nnproc=1 {t1 - t0:.1f} s, nproc=2 {t2 - t1:.1f} s; max|w1-w2|={diff:.2e}, "
+        f"sum|w1-w2|/sum|w1-init|={drift / moved:.3f}"
+    )
     assert diff < 1e-2 and drift < 0.05 * moved
 
     # rank 1 ran under the worker's write guard (a write would have failed the run), and the
@@ -117,7 +121,7 @@ def test_one_global_batch_gives_the_same_gradient_on_two_ranks_as_on_one() -> No
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"\none step, 2 ranks vs 1: {result}")
-    assert result["grad_diff"] < 1e-6 * max(1.0, result["grad_scale"] * 100)
+    assert result["grad_diff"] < 1e-6 and result["grad_scale"] > 1e-3  # gradients of ~1e-2
     assert result["state_diff"] < 1e-5  # BatchNorm running statistics of the global batch
 
 

@@ -8,6 +8,7 @@ previous epoch's checkpoint intact. It holds only tensors and plain containers a
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,16 @@ def save_checkpoint(checkpoint_dir: Path, state: dict[str, Any]) -> Path:
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_dir / CHECKPOINT_FILE
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
+    try:
+        torch.save(state, tmp)
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as "unexpected pos"
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(checkpoint_dir).free
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise OSError(
+            f"cannot write checkpoint {path} ({free} bytes free on its disk: {first}); "
+            "free disk space or point --workdir at a larger disk"
+        ) from exc
     os.replace(tmp, path)
     return path
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -86,8 +87,25 @@ def ddp_forward(
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [torch.cuda.current_device()] if device.type == "cuda" else None  # set per local rank
-    wrapped = DDP(model, device_ids=ids, broadcast_buffers=False)
+    # BatchNorm buffers agree across ranks already (statistics are synchronised): no per-step sync
+    wrapped = DDP(model, device_ids=ids, forward_sync_buffers=False)
     return torch.compile(wrapped) if compile_ else wrapped
+
+
+class _AllReduce(torch.autograd.Function):
+    """A summing all-reduce whose gradient is the summed gradient of every rank's use of it."""
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor) -> torch.Tensor:
+        out = t.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad
 
 
 class _GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -101,14 +119,12 @@ class _GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [0, *range(2, x.dim())]
         n = torch.tensor(x.numel() / x.shape[1], dtype=x.dtype, device=x.device)  # per channel
         dist.all_reduce(n)
-        mean = all_reduce(x.sum(dims)) / n
+        mean = _AllReduce.apply(x.sum(dims)) / n
         shape = [1, -1] + [1] * (x.dim() - 2)
-        var = all_reduce(((x - mean.view(shape)) ** 2).sum(dims)) / n
+        var = _AllReduce.apply(((x - mean.view(shape)) ** 2).sum(dims)) / n
         self._track(mean.detach(), var.detach() * n / max(float(n) - 1, 1.0))
         y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
@@ -119,8 +135,10 @@ class _GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def _track(self, mean: torch.Tensor, unbiased_var: torch.Tensor) -> None:
         if not self.track_running_stats or self.running_mean is None:
             return
-        self.num_batches_tracked += 1  # type: ignore[operator]
-        m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        tracked = self.num_batches_tracked
+        assert tracked is not None  # track_running_stats=True allocates it
+        tracked.add_(1)
+        m = self.momentum if self.momentum is not None else 1.0 / float(tracked)
         self.running_mean.mul_(1 - m).add_(mean, alpha=m)
         self.running_var.mul_(1 - m).add_(unbiased_var, alpha=m)  # type: ignore[union-attr]
 
