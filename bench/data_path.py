@@ -10,7 +10,11 @@ each stored image's bytes are also written out as one loose `.png` file.
 Repetitions alternate; medians. Then the training step's own rate (EfficientNet-Lite0, the demo
 backbone, at --image-size, xfer's runtime) says whether the loop could wait on data.
 
-    .venv/bin/python bench/data_path.py [--images 10000] [--image-size 64] [--reps 3]
+    .venv/bin/python bench/data_path.py [--images 10000] [--image-size 64] [--reps 3] [--threads 1]
+
+The data passes run with --threads torch threads (default 1, as each DataLoader worker does): on
+this oversubscribed 2-core machine, 2 threads made `Preprocess` on a 64-image batch 2-4x slower
+(OpenMP barrier waits while the other core is busy). The train step keeps torch's default.
 
 Writes bench/results/data_path.json: "ratio" = shard img/s / best loose img/s (any K).
 """
@@ -44,7 +48,9 @@ class LooseFiles(torch.utils.data.Dataset):
         from torchvision import transforms as T
 
         self.paths = paths
-        self.transform = T.Compose([T.Resize(pre.image_size), T.ToTensor(), T.Normalize(pre.mean, pre.std)])
+        self.transform = T.Compose(
+            [T.Resize(pre.image_size), T.ToTensor(), T.Normalize(pre.mean, pre.std)]
+        )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -57,7 +63,9 @@ class LooseFiles(torch.utils.data.Dataset):
 def prepare(root: Path, n: int) -> tuple[Path, list[Path]]:
     """Ingest the test split into shards; write the same PNG bytes as loose files."""
     dataset = root / "data" / "fmnist"
-    ingest(Path(FASHION_ROOT), dataset, root / "quarantine", DataParams(), source="bench", split="test")
+    ingest(
+        Path(FASHION_ROOT), dataset, root / "quarantine", DataParams(), source="bench", split="test"
+    )
     manifest = read_manifest(dataset).head(n)
     loose = root / "loose"
     loose.mkdir()
@@ -81,7 +89,9 @@ def shard_pass(dataset: Path, pre: Preprocess, n: int, decode_only: bool = False
 
 def loose_pass(paths: list[Path], pre: Preprocess, workers: int) -> float:
     t0 = time.perf_counter()
-    loader = torch.utils.data.DataLoader(LooseFiles(paths, pre), batch_size=BATCH, num_workers=workers)
+    loader = torch.utils.data.DataLoader(
+        LooseFiles(paths, pre), batch_size=BATCH, num_workers=workers
+    )
     for _ in loader:
         pass
     return time.perf_counter() - t0
@@ -127,7 +137,9 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=10_000)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for the data passes")
     args = ap.parse_args()
+    train_threads = torch.get_num_threads()
     quiet_env()
     pre = Preprocess(args.image_size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # Lite0's transform
     with tempfile.TemporaryDirectory(prefix="xfer-bench-data-") as tmp, sampling_load() as load:
@@ -138,8 +150,10 @@ def main() -> None:
         runs = {"shard": lambda: shard_pass(dataset, pre, n),
                 "shard_decode_only": lambda: shard_pass(dataset, pre, n, decode_only=True)}  # fmt: skip
         runs |= {f"loose_w{k}": (lambda k=k: loose_pass(paths, pre, k)) for k in WORKERS}
+        torch.set_num_threads(args.threads)  # DataLoader workers run 1 thread each; match them
         secs = interleaved(runs, args.reps)
-        train = train_rate(args.image_size)
+        torch.set_num_threads(train_threads)
+        train = train_rate(args.image_size) | {"threads": train_threads}
     rates = {name: n / median(s) for name, s in secs.items()}
     best_loose = max((k for k in rates if k.startswith("loose")), key=rates.__getitem__)
     result = {

@@ -33,7 +33,7 @@ from common import machine, quiet_env, sampling_load, write_result
 
 from xferlib import versioning
 from xferlib.config import DataParams
-from xferlib.data.fashion import FASHION_CLASSES, class_dirname, load_fashion_mnist
+from xferlib.data.fashion import class_dirname, load_fashion_mnist
 from xferlib.data.ingest import ingest
 from xferlib.data.shards import read_image_bytes, read_manifest
 
@@ -117,14 +117,19 @@ def measure_size(tmp: Path, n: int, run_loose: bool) -> dict[str, Any]:
     row["shard_total_s"] = sum(r["total"] for r in row["shards"]) / len(row["shards"])
     if "loose" in row:
         row["ratio"] = row["loose"]["total"] / row["shard_total_s"]
-        row["ratio_by_phase"] = {p: row["loose"][p] / (sum(r[p] for r in row["shards"]) / len(row["shards"])) for p in PHASES}
+        row["ratio_by_phase"] = {
+            p: row["loose"][p] / (sum(r[p] for r in row["shards"]) / len(row["shards"]))
+            for p in PHASES
+        }
     return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 20_000, 60_000])
-    ap.add_argument("--cap-minutes", type=float, default=15.0, help="skip a loose size projected to take longer")
+    ap.add_argument(
+        "--cap-minutes", type=float, default=15.0, help="skip a loose size projected to take longer"
+    )
     args = ap.parse_args()
     quiet_env()
     rows: list[dict[str, Any]] = []
@@ -145,11 +150,20 @@ def main() -> None:
         "ratio_at_images": head["images"],
         "rows": rows,
         "loose_skipped": skipped,
-        "loose_s_per_1k_images": {r["images"]: 1000 * r["loose"]["total"] / r["images"] for r in measured},
-        "shard_s_per_1k_images": {r["images"]: 1000 * r["shard_total_s"] / r["images"] for r in rows},
+        "loose_s_per_1k_images": {
+            r["images"]: 1000 * r["loose"]["total"] / r["images"] for r in measured
+        },
+        "shard_s_per_1k_images": {
+            r["images"]: 1000 * r["shard_total_s"] / r["images"] for r in rows
+        },
         "extrapolated_60k_ratio": _extrapolate(rows, 60_000),
         "load_average_1m": load.summary(),
-        "machine": machine() | {"dvc": "3.67.1", "remote": "local directory", "cache.type": "dvc default (reflink,copy)"},
+        "machine": machine()
+        | {
+            "dvc": "3.67.1",
+            "remote": "local directory",
+            "cache.type": "dvc default (reflink,copy)",
+        },
     }
     path = write_result("dvc_shards", result)
     print(f"loose / shard seconds at {head['images']} images: {result['ratio']:.1f}; wrote {path}")

@@ -31,7 +31,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import RESULTS, interleaved, machine, median, quiet_env, sampling_load, spread, write_result
+from common import (
+    RESULTS,
+    interleaved,
+    machine,
+    median,
+    quiet_env,
+    sampling_load,
+    spread,
+    write_result,
+)
 
 from xferlib.config import FinetuneParams
 from xferlib.data.fashion import load_fashion_mnist
@@ -50,7 +59,9 @@ def fashion_set(n: int, offset: int = 0) -> ImageSet:
     return ImageSet(images, torch.from_numpy(y[offset:]), [])
 
 
-def bare_loop(model: Classifier, train: ImageSet, val: ImageSet, cfg: FinetuneParams, rt: Runtime) -> int:
+def bare_loop(
+    model: Classifier, train: ImageSet, val: ImageSet, cfg: FinetuneParams, rt: Runtime
+) -> int:
     """The hand-written baseline; returns the number of optimizer steps taken."""
     pre, dev = model.preprocess, rt.device
     mean = torch.tensor(pre.mean, device=dev).view(1, 3, 1, 1)
@@ -94,7 +105,9 @@ class Bench:
         self.rt = resolve_runtime(self.cfg, self.template)
         self.root, self.runs = root, 0
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
-        Tracker.start(self.uri, "bench-loop", "warm-db", artifact_root=root / "art").close()  # migrations
+        Tracker.start(
+            self.uri, "bench-loop", "warm-db", artifact_root=root / "art"
+        ).close()  # migrations
         self.steps = math.ceil(len(self.train) / args.batch_size) * args.epochs
 
     def fresh(self) -> Classifier:
@@ -103,7 +116,9 @@ class Bench:
     def xfer(self) -> float:
         """Seconds of one fine_tune call with checkpoints + tracker (run creation not timed)."""
         model, self.runs = self.fresh(), self.runs + 1
-        run = Tracker.start(self.uri, "bench-loop", f"xfer-{self.runs}", artifact_root=self.root / "art")
+        run = Tracker.start(
+            self.uri, "bench-loop", f"xfer-{self.runs}", artifact_root=self.root / "art"
+        )
         t0 = time.perf_counter()
         with run:
             fine_tune(model, self.train, self.val, self.cfg,
@@ -164,13 +179,21 @@ def main() -> None:
         "steps_per_s": {"bare": bench.steps / bare_s, "xfer": bench.steps / xfer_s},
         "seconds_per_run": {"bare": spread(secs["bare"]), "xfer": spread(secs["xfer"])},
         "raw_seconds": secs,  # rounds alternate: pair i is (bare[i], xfer[i])
-        "paired_ratio_median": median([b / x for b, x in zip(secs["bare"], secs["xfer"], strict=True)]),
+        "paired_ratio_median": median(
+            [b / x for b, x in zip(secs["bare"], secs["xfer"], strict=True)]
+        ),
         "overhead_s_per_epoch": (xfer_s - bare_s) / args.epochs,
         "epoch_s_bare": bare_s / args.epochs,
         "checkpoint_mb": ckpt_mb,
         "profile_cumulative_s": prof,
-        "config": {**vars(args), "precision": bench.rt.precision, "channels_last": bench.rt.channels_last,
-                   "strategy": "full", "augment": False, "cfg": dataclasses.asdict(bench.cfg)},  # fmt: skip
+        "config": {
+            **vars(args),
+            "precision": bench.rt.precision,
+            "channels_last": bench.rt.channels_last,
+            "strategy": "full",
+            "augment": False,
+            "cfg": dataclasses.asdict(bench.cfg),
+        },  # fmt: skip
         "load_average_1m": load.summary(),
         "machine": machine(),
     }

@@ -34,7 +34,9 @@ XFER = Path(sys.executable).with_name("xfer")
 LINE = re.compile(r"^\[\s*(?P<at>[\d.]+)s\] (?P<msg>.*) \((?P<dt>[\d.]+)s\)$")
 
 
-def run_demo(mode: str, quick: bool, root: Path) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
+def run_demo(
+    mode: str, quick: bool, root: Path
+) -> tuple[dict[str, Any], list[dict[str, Any]], float]:
     """One `xfer demo` run: its JSON summary, its progress lines, its wall seconds."""
     cmd = [str(XFER), "demo", "--workdir", str(root / mode), "--json"]
     cmd += ["--no-prefect"] if mode == "direct" else []

@@ -8,6 +8,7 @@ machine-readable object on stdout). Heavy libraries are imported inside the hand
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -186,18 +187,39 @@ def _build() -> argparse.ArgumentParser:
     return ap
 
 
+# Root causes that libraries bury under a generic first line (SQLAlchemy's "autoflush" notice).
+_ROOT_CAUSES = ("No space left on device", "database or disk is full")
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message's first line, or the buried root cause (a full disk) with its fix."""
+    chain, seen = [exc], 0
+    while chain[-1].__cause__ or chain[-1].__context__:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)  # type: ignore[arg-type]
+        seen += 1
+        if seen > 10:
+            break
+    text = "\n".join(str(e) for e in chain)
+    for cause in _ROOT_CAUSES:
+        if cause in text and cause not in str(exc).strip().split("\n")[0]:
+            return f"{cause} (in the work dir); free disk space or move --workdir to a larger disk"
+    first = str(exc).strip().splitlines()
+    return first[0] if first else repr(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _build().parse_args(argv)
     try:
-        result = args.fn(args)
+        # with --json, stdout carries exactly one JSON object: progress and alerts go to stderr
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            result = args.fn(args)
     except KeyboardInterrupt:
         print("xfer: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one line for the user; the traceback with XFER_DEBUG=1
         if os.environ.get("XFER_DEBUG"):
             raise
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        print(f"xfer {args.command}: error: {type(exc).__name__}: {msg}", file=sys.stderr)
+        print(f"xfer {args.command}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result, default=str))

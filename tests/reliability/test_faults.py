@@ -107,13 +107,13 @@ def test_object_store_down_during_dvc_push_is_retried_then_a_clear_error_and_loc
     storage.create_bucket(bucket)
     wd = tmp_path / "wd"
     data.init(wd, remote=f"s3://{bucket}/dvc")
-    first = data.ingest(wd, window(tmp_path / "one" / "Coat", fashion_xy, 0, 5))
+    first = data.ingest(wd, window(tmp_path / "one" / "Coat", fashion_xy, 0, 5).parent)
     assert first["pushed"] and storage.list_uris(f"s3://{bucket}/dvc/")
 
     servers[0].stop()
     t0 = time.monotonic()
     with pytest.raises(versioning.VersioningError) as err:
-        data.ingest(wd, window(tmp_path / "two" / "Bag", fashion_xy, 5, 5))
+        data.ingest(wd, window(tmp_path / "two" / "Bag", fashion_xy, 5, 5).parent)
     took = time.monotonic() - t0
     msg = str(err.value)
     assert "\n" not in msg and "failed after 3 attempts" in msg and f"s3://{bucket}/dvc" in msg

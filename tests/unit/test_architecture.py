@@ -2,6 +2,7 @@
 imported by its one adapter module only. Walks the AST, so it also catches lazy imports."""
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,12 @@ ADAPTERS = {
 }
 
 
+@functools.cache
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except SystemError:  # CPython 3.11.7's "AST constructor recursion depth mismatch" (gh-106905)
+        tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
