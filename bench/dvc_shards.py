@@ -142,9 +142,21 @@ def main() -> None:
             if not run_loose:
                 skipped.append({"images": n, "projected_loose_s": projected})
             rows.append(measure_size(Path(tmp), n, run_loose))
+        # written before the temp dir goes: deleting ~400k small files takes minutes here
+        result = summarise(rows, skipped, load.summary())
+        path = write_result("dvc_shards", result)
+    print(
+        f"loose / shard seconds at {result['ratio_at_images']} images: {result['ratio']:.1f}; wrote {path}"
+    )
+
+
+def summarise(
+    rows: list[dict[str, Any]], skipped: list[dict[str, Any]], load: dict[str, float]
+) -> dict[str, Any]:
+    """The result JSON: the headline at the largest size measured both ways, plus scaling."""
     measured = [r for r in rows if "loose" in r]
     head = measured[-1]
-    result = {
+    return {
         "ratio": round(head["ratio"], 2),
         "what": "seconds of dvc add + push + pull (fresh clone, local remote): loose PNG files / xfer shards",
         "ratio_at_images": head["images"],
@@ -157,7 +169,7 @@ def main() -> None:
             r["images"]: 1000 * r["shard_total_s"] / r["images"] for r in rows
         },
         "extrapolated_60k_ratio": _extrapolate(rows, 60_000),
-        "load_average_1m": load.summary(),
+        "load_average_1m": load,
         "machine": machine()
         | {
             "dvc": "3.67.1",
@@ -165,8 +177,6 @@ def main() -> None:
             "cache.type": "dvc default (reflink,copy)",
         },
     }
-    path = write_result("dvc_shards", result)
-    print(f"loose / shard seconds at {head['images']} images: {result['ratio']:.1f}; wrote {path}")
 
 
 def _extrapolate(rows: list[dict[str, Any]], n: int) -> float | None:

@@ -38,10 +38,14 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **QUIET, **extra}
 
 
-def xfer(*args: str, wd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def xfer(
+    *args: str, wd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run `xfer ARGS --workdir WD --json` as a user would; returns the finished process."""
     cmd = [XFER, *args, "--workdir", str(wd), "--json"]
-    return subprocess.run(cmd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        cmd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], *words: str) -> str:
@@ -71,7 +75,9 @@ def fashion_xy() -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def base_wd(tmp_path_factory: pytest.TempPathFactory, fashion_xy: tuple[np.ndarray, np.ndarray]) -> Iterator[Path]:
+def base_wd(
+    tmp_path_factory: pytest.TempPathFactory, fashion_xy: tuple[np.ndarray, np.ndarray]
+) -> Iterator[Path]:
     """A trained v1 champion in a work dir of its own (embedded sqlite MLflow in the work dir)."""
     with pytest.MonkeyPatch.context() as mp:
         for name in FOREIGN:
@@ -82,7 +88,9 @@ def base_wd(tmp_path_factory: pytest.TempPathFactory, fashion_xy: tuple[np.ndarr
 
 def clone(base: Path, dst: Path) -> Path:
     """A copy of the base work dir without its operational state (monitoring log, reports, ...)."""
-    skip = shutil.ignore_patterns("monitoring", "reports", "quarantine", "state", "alerts.jsonl", "checkpoints")
+    skip = shutil.ignore_patterns(
+        "monitoring", "reports", "quarantine", "state", "alerts.jsonl", "checkpoints"
+    )
     shutil.copytree(base, dst, symlinks=True, ignore=skip)
     return dst
 
@@ -100,5 +108,7 @@ def files_under(root: Path, exclude: Path | None = None) -> set[str]:
         if exclude is not None and here.is_relative_to(exclude):
             dirnames[:] = []
             continue
-        out |= {str(here / n) for n in dirnames + filenames if exclude is None or here / n != exclude}
+        out |= {
+            str(here / n) for n in dirnames + filenames if exclude is None or here / n != exclude
+        }
     return out

@@ -13,7 +13,13 @@ import numpy as np
 from tests.flows.conftest import write_window
 
 
-def window(folder: Path, fashion_xy: tuple[np.ndarray, np.ndarray], start: int, n: int, shift: str | None = None) -> Path:
+def window(
+    folder: Path,
+    fashion_xy: tuple[np.ndarray, np.ndarray],
+    start: int,
+    n: int,
+    shift: str | None = None,
+) -> Path:
     x, _ = fashion_xy
     return write_window(folder, x[start : start + n], shift)
 

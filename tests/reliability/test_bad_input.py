@@ -22,10 +22,14 @@ pytestmark = pytest.mark.reliability
 
 
 def _quarantine_rows(wd: Path) -> list[dict]:
-    return [json.loads(ln) for ln in (wd / "quarantine" / "quarantine.jsonl").read_text().splitlines()]
+    return [
+        json.loads(ln) for ln in (wd / "quarantine" / "quarantine.jsonl").read_text().splitlines()
+    ]
 
 
-def test_bad_images_are_quarantined_by_score_and_ingest_and_good_ones_go_through(wd: Path, tmp_path: Path) -> None:
+def test_bad_images_are_quarantined_by_score_and_ingest_and_good_ones_go_through(
+    wd: Path, tmp_path: Path
+) -> None:
     expected = write_corpus(tmp_path / "prod")
     write_corpus(tmp_path / "src" / "Coat", seed=1)
 
@@ -68,7 +72,7 @@ def _make_zip(path: Path, good: list[tuple[str, bytes]], absolute: str) -> int:
         zf.writestr("Coat/../../evil2.png", good[0][1])
         zf.writestr(absolute, good[0][1])
         link = zipfile.ZipInfo("Coat/link.png")
-        link.external_attr = (0o120777 << 16)  # a symlink member
+        link.external_attr = 0o120777 << 16  # a symlink member
         zf.writestr(link, "/etc/passwd")
     return 4
 
@@ -117,7 +121,9 @@ def test_archive_with_zip_slip_members_ingests_the_good_ones_and_writes_nothing_
     assert len(rows) == n_bad and all(r["path"].startswith(f"{archive}!") for r in rows)
 
 
-def test_empty_class_folder_and_single_image_class_warn_but_do_not_fail(wd: Path, tmp_path: Path) -> None:
+def test_empty_class_folder_and_single_image_class_warn_but_do_not_fail(
+    wd: Path, tmp_path: Path
+) -> None:
     src = tmp_path / "src"
     write_corpus(src / "Many")
     write_corpus(src / "Solo", seed=2)
@@ -135,7 +141,9 @@ def test_empty_class_folder_and_single_image_class_warn_but_do_not_fail(wd: Path
     prepared = xfer("prepare", "--params", str(tmp_path / "odd.yaml"), wd=wd)
     assert prepared.returncode == 0, prepared.stderr
     out = json.loads(prepared.stdout)
-    assert out["classes"] == 2 and out["warnings"] == ["class 'Solo' has a single image: it is in train only"]
+    assert out["classes"] == 2 and out["warnings"] == [
+        "class 'Solo' has a single image: it is in train only"
+    ]
 
 
 def test_feedback_with_an_unknown_class_is_refused_in_one_line_before_anything_is_versioned(
@@ -155,13 +163,26 @@ def test_zero_row_windows_get_one_line_errors(wd: Path, tmp_path: Path) -> None:
     assert not (wd / "monitoring").exists() or not list((wd / "monitoring").rglob("*.parquet"))
 
 
-def test_params_with_a_typo_or_a_string_for_a_number_get_one_line_errors(wd: Path, tmp_path: Path) -> None:
+def test_params_with_a_typo_or_a_string_for_a_number_get_one_line_errors(
+    wd: Path, tmp_path: Path
+) -> None:
     raw = yaml.safe_load((wd / "params.yaml").read_text())
-    typo = {**raw, "drift": {**{k: v for k, v in raw["drift"].items() if k != "min_window"}, "min_windw": 60}}
+    typo = {
+        **raw,
+        "drift": {**{k: v for k, v in raw["drift"].items() if k != "min_window"}, "min_windw": 60},
+    }
     (tmp_path / "typo.yaml").write_text(yaml.safe_dump(typo))
-    (tmp_path / "str.yaml").write_text(yaml.safe_dump({**raw, "finetune": {**raw["finetune"], "epochs": "three"}}))
-    assert_one_line_error(xfer("drift", "--params", str(tmp_path / "typo.yaml"), wd=wd), "drift.min_windw", "min_window")
-    assert_one_line_error(xfer("train", "--params", str(tmp_path / "str.yaml"), wd=wd), "finetune.epochs", "int")
+    (tmp_path / "str.yaml").write_text(
+        yaml.safe_dump({**raw, "finetune": {**raw["finetune"], "epochs": "three"}})
+    )
+    assert_one_line_error(
+        xfer("drift", "--params", str(tmp_path / "typo.yaml"), wd=wd),
+        "drift.min_windw",
+        "min_window",
+    )
+    assert_one_line_error(
+        xfer("train", "--params", str(tmp_path / "str.yaml"), wd=wd), "finetune.epochs", "int"
+    )
 
 
 def test_model_uris_that_do_not_exist_get_one_line_errors(wd: Path, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ hanging webhook. Each ends in a clear error or a clean recovery, and loses nothi
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -21,8 +20,8 @@ import torch
 import yaml
 
 from tests.integration.s3_fixtures import S3Server
-from tests.reliability.conftest import XFER, assert_one_line_error, clean_env, clone, xfer
-from tests.reliability.helpers import drift_report, kill_group, wait_for, window
+from tests.reliability.conftest import XFER, clean_env, clone, xfer
+from tests.reliability.helpers import drift_report, wait_for, window
 
 pytestmark = pytest.mark.reliability
 
@@ -40,16 +39,26 @@ def test_kill_9_mid_training_then_resume_ends_with_the_same_weights_as_an_uninte
     for wd in (a, b):
         _set(wd, "finetune", epochs=5, strategy="full", early_stopping_patience=10)
     cmd = [XFER, "train", "--no-register", "--json", "--workdir"]
-    victim = subprocess.Popen([*cmd, str(b)], env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    victim = subprocess.Popen(
+        [*cmd, str(b)], env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     ckpt = b / "checkpoints" / "last.pt"
     wait_for(lambda: ckpt.exists() or victim.poll() is not None, 120, "the first checkpoint")
     victim.send_signal(signal.SIGKILL)
     assert victim.wait(30) == -signal.SIGKILL
-    done = torch.load(ckpt, map_location="cpu", weights_only=True)["progress"]["epoch"]  # next epoch
+    done = torch.load(ckpt, map_location="cpu", weights_only=True)["progress"][
+        "epoch"
+    ]  # next epoch
     assert done < 5, f"the run had finished {done} epochs: not killed mid-run"
     assert not (b / "model" / "train.json").read_text().count('"epochs_run": 5')  # still v1's file
 
-    resumed = subprocess.Popen([*cmd, str(b), "--resume"], env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    resumed = subprocess.Popen(
+        [*cmd, str(b), "--resume"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     straight = xfer("train", "--no-register", wd=a)
     out, err = resumed.communicate(timeout=300)
     assert straight.returncode == 0 and resumed.returncode == 0, (straight.stderr, err)
@@ -175,7 +184,9 @@ def _fill(disk: Path) -> Path:
     return filler
 
 
-def test_disk_full_in_the_work_dir_fails_clearly_and_keeps_the_champion(base_wd: Path, small_disk: Path, tmp_path: Path) -> None:
+def test_disk_full_in_the_work_dir_fails_clearly_and_keeps_the_champion(
+    base_wd: Path, small_disk: Path, tmp_path: Path
+) -> None:
     from xferlib.models.weights import sha256_file
 
     wd = clone(base_wd, small_disk / "wd")
@@ -217,10 +228,17 @@ print(json.dumps(trigger.decide(wd, report)))
 """
 
 
-def test_monitors_racing_on_the_same_drift_request_exactly_one_retrain(wd: Path, tmp_path: Path, fashion_xy) -> None:
+def test_monitors_racing_on_the_same_drift_request_exactly_one_retrain(
+    wd: Path, tmp_path: Path, fashion_xy
+) -> None:
     from xferlib.alerts import read_alerts
 
-    reports = [drift_report(wd, window(tmp_path / f"d{i}", fashion_xy, 1000 + 100 * i, 100, "invert"), f"d{i}") for i in range(2)]
+    reports = [
+        drift_report(
+            wd, window(tmp_path / f"d{i}", fashion_xy, 1000 + 100 * i, 100, "invert"), f"d{i}"
+        )
+        for i in range(2)
+    ]
     assert all(r["drift"] for r in reports)
     paths = []
     for i, r in enumerate(reports):
@@ -232,7 +250,9 @@ def test_monitors_racing_on_the_same_drift_request_exactly_one_retrain(wd: Path,
                          env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(4)
     ]  # fmt: skip
-    wait_for(lambda: all((tmp_path / f"ready{i}").exists() for i in range(4)), 120, "all racers ready")
+    wait_for(
+        lambda: all((tmp_path / f"ready{i}").exists() for i in range(4)), 120, "all racers ready"
+    )
     go.touch()
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [e for _, e in outs]
@@ -278,10 +298,16 @@ def test_a_hanging_webhook_delays_the_monitor_stage_boundedly_and_never_breaks_i
     report = drift_report(wd, window(tmp_path / "d", fashion_xy, 1000, 100, "invert"), "d")
     monkeypatch.setenv("XFER_ALERT_WEBHOOK", hanging_webhook)
     sink = AlertSink(wd / "x")
-    bound = sink.timeout * (sink.retries + 1) + sum(sink.backoff * 2**n for n in range(sink.retries)) + 5
+    bound = (
+        sink.timeout * (sink.retries + 1)
+        + sum(sink.backoff * 2**n for n in range(sink.retries))
+        + 5
+    )
     t0 = time.monotonic()
     decision = trigger.decide(wd, report)
     took = time.monotonic() - t0
     assert decision["retrain"] and took < bound, (decision, took, bound)
     (alert,) = [a for a in read_alerts(wd / "alerts.jsonl") if a["kind"] == "drift_detected"]
-    assert alert["webhook"] == "failed" and "tok-Zq81x" not in json.dumps(alert)  # token path redacted
+    assert alert["webhook"] == "failed" and "tok-Zq81x" not in json.dumps(
+        alert
+    )  # token path redacted

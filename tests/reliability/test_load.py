@@ -18,7 +18,9 @@ from tests.reliability.helpers import rss_mb, window
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 
-def test_the_monitor_path_over_100_windows_keeps_memory_flat_and_verdicts_consistent(wd: Path, tmp_path: Path, fashion_xy) -> None:
+def test_the_monitor_path_over_100_windows_keeps_memory_flat_and_verdicts_consistent(
+    wd: Path, tmp_path: Path, fashion_xy
+) -> None:
     from xferlib.stages import monitor, trigger
 
     raw = yaml.safe_load((wd / "params.yaml").read_text())
@@ -31,7 +33,9 @@ def test_the_monitor_path_over_100_windows_keeps_memory_flat_and_verdicts_consis
     for i in range(100):
         shifted = i % 4 == 3  # 75 clean windows, 25 shifted, interleaved
         idx = rng.choice(np.arange(400, len(x)), 50, replace=False)
-        folder = window(tmp_path / f"w{i:03d}", (x[idx], None), 0, 50, "invert" if shifted else None)  # type: ignore[arg-type]
+        folder = window(
+            tmp_path / f"w{i:03d}", (x[idx], None), 0, 50, "invert" if shifted else None
+        )  # type: ignore[arg-type]
         monitor.score(wd, str(folder), window_id=f"w{i:03d}")
         report = monitor.drift(wd, window_id=f"w{i:03d}")
         trigger.decide(wd, report)
@@ -43,11 +47,15 @@ def test_the_monitor_path_over_100_windows_keeps_memory_flat_and_verdicts_consis
     assert false_alarms <= 0.15, f"{false_alarms:.0%} of clean windows alarmed"
     assert all(s == "drift" for s in drifted), drifted
     growth = statistics.median(rss[-20:]) - statistics.median(rss[:20])
-    print(f"RSS first-20 median {statistics.median(rss[:20]):.0f} MB, last-20 {statistics.median(rss[-20:]):.0f} MB")
+    print(
+        f"RSS first-20 median {statistics.median(rss[:20]):.0f} MB, last-20 {statistics.median(rss[-20:]):.0f} MB"
+    )
     assert growth < 100, f"RSS grew {growth:.0f} MB over 80 windows: {rss[::10]}"
 
 
-def test_20_concurrent_score_processes_lose_no_row_of_the_monitoring_log(wd: Path, tmp_path: Path, fashion_xy) -> None:
+def test_20_concurrent_score_processes_lose_no_row_of_the_monitoring_log(
+    wd: Path, tmp_path: Path, fashion_xy
+) -> None:
     from xferlib import monitoring
 
     n, per = 20, 12

@@ -4,7 +4,6 @@ and the demo's servers stop with it."""
 from __future__ import annotations
 
 import ast
-import json
 import os
 import re
 import signal
@@ -39,9 +38,9 @@ class _Payload:
 def _plant(wd: Path, payload_file: Path) -> tuple[str, str, str]:
     """Register a fresh version of the champion's model, then overwrite its model.pt in the run."""
     from xferlib import registry
+    from xferlib.registry_client import mlflow_client
     from xferlib.stages.context import Context
     from xferlib.tracking import MODEL_SUBDIR, Tracker
-    from xferlib.registry_client import mlflow_client
 
     ctx = Context.load(wd)
     uri, name = ctx.wd.mlflow_uri, ctx.params.registry.model_name
@@ -53,7 +52,9 @@ def _plant(wd: Path, payload_file: Path) -> tuple[str, str, str]:
 
 
 @pytest.mark.parametrize("tag", ["kept", "forged to match"])
-def test_a_crafted_pickle_in_the_registry_is_refused_and_never_executed(wd: Path, tmp_path: Path, tag: str) -> None:
+def test_a_crafted_pickle_in_the_registry_is_refused_and_never_executed(
+    wd: Path, tmp_path: Path, tag: str
+) -> None:
     from xferlib.models.io import ModelIntegrityError
     from xferlib.registry import load_predictor
     from xferlib.registry_client import mlflow_client
@@ -104,7 +105,11 @@ def receiver() -> Iterator[tuple[str, list[bytes]]]:
 
 
 def test_credentials_never_reach_logs_mlflow_alerts_reports_or_output(
-    tmp_path: Path, fashion_xy, receiver: tuple[str, list[bytes]], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    fashion_xy,
+    receiver: tuple[str, list[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     from xferlib.stages import trigger
 
@@ -114,7 +119,12 @@ def test_credentials_never_reach_logs_mlflow_alerts_reports_or_output(
     wd = make_workdir(tmp_path / "wd", fashion_xy)  # init, ingest, prepare, train + register
     report = drift_report(wd, window(tmp_path / "shifted", fashion_xy, 1000, 100, "invert"), "w1")
     trigger.decide(wd, report)
-    cli = xfer("score", str(window(tmp_path / "clean", fashion_xy, 1200, 60)), wd=wd, env=clean_env(AWS_SECRET_ACCESS_KEY=PLANTED, XFER_ALERT_WEBHOOK=url))
+    cli = xfer(
+        "score",
+        str(window(tmp_path / "clean", fashion_xy, 1200, 60)),
+        wd=wd,
+        env=clean_env(AWS_SECRET_ACCESS_KEY=PLANTED, XFER_ALERT_WEBHOOK=url),
+    )
     out, err = capfd.readouterr()
 
     assert cli.returncode == 0 and len(bodies) >= 2  # the webhook was used: promoted + drift alerts
@@ -122,7 +132,9 @@ def test_credentials_never_reach_logs_mlflow_alerts_reports_or_output(
     texts |= {f"webhook body {i}": b.decode() for i, b in enumerate(bodies)}
     for path in [p for p in tmp_path.rglob("*") if p.is_file() and ".git" not in p.parts]:
         texts[str(path)] = path.read_bytes().decode("latin-1")
-    assert any(str(wd / "mlflow.db") == k for k in texts) and any("alerts.jsonl" in k for k in texts)
+    assert any(str(wd / "mlflow.db") == k for k in texts) and any(
+        "alerts.jsonl" in k for k in texts
+    )
     leaks = [where for where, text in texts.items() if PLANTED in text or TOKEN in text]
     assert not leaks, f"planted credentials found in {leaks}"
 
@@ -133,7 +145,11 @@ def _server_commands() -> list[tuple[str, list[str]]]:
     for path in [*REPO.glob("xferlib/**/*.py"), *REPO.glob("flows/*.py"), *REPO.glob("bench/*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.List):
-                words = [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+                words = [
+                    e.value
+                    for e in node.elts
+                    if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                ]
                 if "server" in words and ("--port" in words or "start" in words):
                     found.append((str(path.relative_to(REPO)), words))
     return found

@@ -135,7 +135,9 @@ def run_loop(root: Path, cfg: DemoConfig, orch: Orchestrator, progress: Progress
                 "report_html": rep.get("report_html"),
             }
         )
-        progress.step("windows", f"window {wid}: {rep['status']} -> {action}", t)
+        # a window that retrains is timed as "drift_to_champion": drift check -> retrain -> gate
+        stage = "drift_to_champion" if "retrain" in res else "windows"
+        progress.step(stage, f"window {wid}: {rep['status']} -> {action}", t)
         if "retrain" in res:
             r = res["retrain"]
             retrains.append(
@@ -146,11 +148,8 @@ def run_loop(root: Path, cfg: DemoConfig, orch: Orchestrator, progress: Progress
                     "flow_run_id": r.get("flow_run_id", ""),
                 }
             )
-            progress.step(
-                "retrain",
-                f"retrained v{r['version']}: {r['decision']['action']} ({'; '.join(r['decision']['reasons'])})",
-                time.monotonic(),
-            )
+            reasons = "; ".join(r["decision"]["reasons"])
+            print(f"           retrained v{r['version']}: {r['decision']['action']} ({reasons})", file=progress.stream)
     return {"world": world, "windows": windows, "retrains": retrains, "v1": v1}
 
 
