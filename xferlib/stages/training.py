@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from pathlib import Path
@@ -106,31 +107,18 @@ def train(
     classes = sorted(label_map, key=label_map.get)
     train_set, val_set = load_split(ctx, "train"), load_split(ctx, "val")
     model = build_model(ctx, len(classes))
+    fit = functools.partial(
+        _fit, ctx, model, train_set, val_set, ctx.params.finetune,
+        checkpoint_dir=ctx.wd.checkpoints, resume=resume,
+    )  # fmt: skip
     if not _is_main_rank():  # a torchrun worker other than rank 0: fit its shard, write nothing
-        result = _fit(
-            ctx,
-            model,
-            train_set,
-            val_set,
-            ctx.params.finetune,
-            checkpoint_dir=ctx.wd.checkpoints,
-            resume=resume,
-        )
-        return {"train": result.to_dict(), "registered": False}
+        return {"train": fit().to_dict(), "registered": False}
     data_version = str(
         versioning.data_version(ctx.wd.root, ctx.wd.dataset(ctx.params.data.dataset))
     )
     extra = {"data_version": data_version, "strategy": ctx.params.finetune.strategy}
     if not register:
-        result = _fit(
-            ctx,
-            model,
-            train_set,
-            val_set,
-            ctx.params.finetune,
-            checkpoint_dir=ctx.wd.checkpoints,
-            resume=resume,
-        )
+        result = fit()
         save_model(model, ctx.wd.model_dir, classes, extra)
         write_json(ctx.wd.model_dir / "train.json", result.to_dict())
         return {"train": result.to_dict(), "data_version": data_version, "registered": False}
@@ -142,16 +130,7 @@ def train(
         run_name=f"train-{ctx.params.finetune.strategy}",
         tags={**(tags or {}), "xfer.data_version": data_version},
     ) as run:
-        result = _fit(
-            ctx,
-            model,
-            train_set,
-            val_set,
-            ctx.params.finetune,
-            checkpoint_dir=ctx.wd.checkpoints,
-            resume=resume,
-            on_epoch=_epoch_logger(run),
-        )
+        result = fit(on_epoch=_epoch_logger(run))
         save_model(model, ctx.wd.model_dir, classes, extra)
         write_json(ctx.wd.model_dir / "train.json", result.to_dict())
         holdout = load_split(ctx, "test")
