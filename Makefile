@@ -1,6 +1,9 @@
 # xfer: `make demo` runs the whole loop on embedded defaults; `make test` runs the test suite.
 # Both set everything up on a fresh machine first (venv + pinned torch from the local disk + apt).
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# this machine's pip config lists local indexes that may be absent; their warnings are noise
+QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
@@ -31,8 +34,8 @@ venv: $(STAMP)
 # torch/torchvision come from this machine's disk (pip only; uv/poetry would download ~3 GB).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[flows,server,dev]'
+	$(PIP) install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 $(QUIET_PIP)
+	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[flows,server,dev]' $(QUIET_PIP)
 	touch $(STAMP)
 
 # The default suite: unit, data, model, drift, flows, integration (real servers on 127.0.0.1),
