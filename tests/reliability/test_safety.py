@@ -177,7 +177,7 @@ def _listeners(port: int) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_the_demo_servers_stop_with_it(tmp_path: Path, sig: signal.Signals) -> None:
     wd = tmp_path / "demo"
     log = tmp_path / "demo.err"
