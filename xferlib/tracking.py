@@ -15,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -245,7 +246,8 @@ class Tracker:
         if preprocess is not None:
             module = ServingModule(module, preprocess)
         reqs = [f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"]
-        with fluent_target(self.tracking_uri, self.experiment_id):
+        # torch.export's notes on batch-size specialisation and weight grouping are not for users
+        with fluent_target(self.tracking_uri, self.experiment_id), _quiet_export():
             self._call(
                 "log pytorch model",
                 lambda: mlflow.pytorch.log_model(
@@ -277,3 +279,19 @@ def _torch_version() -> str:
     import torch
 
     return torch.__version__.split("+")[0]
+
+
+@contextmanager
+def _quiet_export() -> Iterator[None]:
+    import logging
+    import warnings
+
+    log = logging.getLogger("torch._export")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        log.setLevel(level)

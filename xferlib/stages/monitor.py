@@ -187,8 +187,9 @@ def drift(
     ref = _reference_for(ctx, name, version)
     out_dir = ctx.wd.reports / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     report = d.check_drift(
-        ref.frame, frame, ctx.params.drift, reference_version=version, out_dir=out_dir
-    )
+        ref.frame, frame, ctx.params.drift, reference_version=version, out_dir=out_dir,
+        render=ctx.params.drift.evidently,
+    )  # fmt: skip
     result = report.to_dict()
     result["window_id"] = str(frame["window_id"].iloc[-1]) if "window_id" in frame else None
     write_json(out_dir / "report.json", result)
