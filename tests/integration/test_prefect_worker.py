@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 import pytest
@@ -24,6 +25,9 @@ from flows.server import QUIET_ENV, Services
 from tests.flows.conftest import make_workdir, write_window
 from xferlib.data.fashion import load_fashion_mnist
 from xferlib.monitoring import read_window
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +65,7 @@ def create_process_pool(name: str) -> None:
         )
 
 
-def wait_final(flow_run_id: UUID, timeout: float, worker_log: Path) -> object:
+def wait_final(flow_run_id: UUID, timeout: float, worker_log: Path) -> FlowRun:
     """The flow run once its state is final; fails with the worker's log tail on timeout."""
     from prefect.client.orchestration import get_client
 
@@ -95,8 +99,9 @@ def group_gone(pgid: int, timeout: float = 10.0) -> bool:
 def test_score_deployment_runs_on_a_process_worker_to_completion(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from prefect import flow
+    from prefect import Flow, flow
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -112,13 +117,16 @@ def test_score_deployment_runs_on_a_process_worker_to_completion(
     assert len(read_window(wd / "monitoring", window_id)) == 0  # nothing scored yet
 
     monkeypatch.setenv("PREFECT_WORKER_QUERY_SECONDS", "1")  # poll the pool every second
+    prefect_env = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
     with restored_environ(), Services(tmp_path / "prefect-home", log_dir=tmp_path) as services:
         server_proc = services.procs[0]
         with temporary_settings(updates={PREFECT_API_URL: services.api_url}):
             create_process_pool(POOL)
-            deployment_id = flow.from_source(
+            source_flow = flow.from_source(
                 source=str(REPO_ROOT), entrypoint="flows/pipeline.py:score_flow"
-            ).deploy(
+            )
+            assert isinstance(source_flow, Flow)  # sync call: the flow, not a coroutine
+            deployment_id = source_flow.deploy(
                 name="score",
                 work_pool_name=POOL,
                 parameters={"workdir": str(wd)},
@@ -126,8 +134,19 @@ def test_score_deployment_runs_on_a_process_worker_to_completion(
                 print_next_steps=False,
                 ignore_warnings=True,
             )
+            assert isinstance(deployment_id, UUID)
             worker_proc = services.spawn(
-                [PREFECT_BIN, "worker", "start", "--pool", POOL, "--type", "process", "--limit", "1"],
+                [
+                    PREFECT_BIN,
+                    "worker",
+                    "start",
+                    "--pool",
+                    POOL,
+                    "--type",
+                    "process",
+                    "--limit",
+                    "1",
+                ],
                 "worker.log",
             )
             started = time.monotonic()
@@ -136,6 +155,7 @@ def test_score_deployment_runs_on_a_process_worker_to_completion(
                 parameters={"src": str(window), "window_id": window_id},
                 timeout=0,
             )
+            assert isinstance(created, FlowRun)
             run = wait_final(created.id, RUN_TIMEOUT_S, tmp_path / "worker.log")
             elapsed = time.monotonic() - started
             with get_client(sync_client=True) as client:
@@ -155,11 +175,7 @@ def test_score_deployment_runs_on_a_process_worker_to_completion(
                 "window_id": window_id,
             }
             assert deployment.pull_steps == [
-                {
-                    "prefect.deployments.steps.set_working_directory": {
-                        "directory": str(REPO_ROOT)
-                    }
-                }
+                {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO_ROOT)}}
             ]
             print(f"deployment run picked up and completed in {elapsed:.1f}s")
 
@@ -171,6 +187,4 @@ def test_score_deployment_runs_on_a_process_worker_to_completion(
     assert server_proc.poll() is not None and worker_proc.poll() is not None
     assert group_gone(server_proc.pid), "a server process outlived Services.stop()"
     assert group_gone(worker_proc.pid), "a worker (or flow-run) process outlived Services.stop()"
-    assert os.environ.get("PREFECT_API_URL") != services.api_url
-    assert "PREFECT_WORKER_QUERY_SECONDS" in os.environ  # monkeypatch, not Services, undoes this
-
+    assert {k: os.environ.get(k) for k in prefect_env} == prefect_env  # Services' exports undone

@@ -24,7 +24,8 @@ def test_the_monitor_path_over_100_windows_keeps_memory_flat_and_verdicts_consis
     from xferlib.stages import monitor, trigger
 
     raw = yaml.safe_load((wd / "params.yaml").read_text())
-    raw["drift"].update(min_window=50, permutations=99)
+    # the calibrated verdict is under test here; Evidently's per-window HTML (2-5 s) is covered elsewhere
+    raw["drift"].update(min_window=50, permutations=99, evidently=False)
     (wd / "params.yaml").write_text(yaml.safe_dump(raw))
     rng = np.random.default_rng(0)
     x, _ = fashion_xy
