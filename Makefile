@@ -18,7 +18,7 @@ export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: setup sysdeps venv test test-fast integration reliability demo bench lint clean
+.PHONY: setup sysdeps venv test test-slow test-fast integration reliability demo bench lint clean
 
 setup: sysdeps venv
 
@@ -39,12 +39,15 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 # The default suite: unit, data, model, drift, flows, integration (real servers on 127.0.0.1),
-# reliability. `slow` tests run too (they fit CI's limit); `make test-fast` skips them.
+# reliability, minus the tests marked `slow`; `make test-slow` runs those (.ci/run runs both).
 test: setup
-	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=900
+	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=900 -m "not slow"
+
+test-slow: setup
+	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=1200 -m slow
 
 test-fast: setup
-	$(VENV)/bin/pytest -q -m "not slow and not integration"
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not slow and not integration and not reliability"
 
 integration: setup
 	$(VENV)/bin/pytest -q -m integration

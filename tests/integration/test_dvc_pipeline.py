@@ -46,6 +46,7 @@ def workdir(tmp_path: Path) -> Path:
     return wd
 
 
+@pytest.mark.slow
 def test_dvc_repro_runs_the_stages_and_exp_run_changes_a_param(workdir: Path) -> None:
     subprocess.run(
         ["dvc", "repro"], cwd=workdir, env=ENV, check=True, capture_output=True, text=True
