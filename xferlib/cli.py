@@ -90,13 +90,17 @@ def _cmd_lineage(a: argparse.Namespace) -> dict[str, Any]:
 def _cmd_score(a: argparse.Namespace) -> dict[str, Any]:
     from xferlib.stages import monitor
 
-    return monitor.score(a.workdir, a.src, model_uri=a.model, window_id=a.window, params_path=a.params)
+    return monitor.score(
+        a.workdir, a.src, model_uri=a.model, window_id=a.window, params_path=a.params
+    )
 
 
 def _cmd_drift(a: argparse.Namespace) -> dict[str, Any]:
     from xferlib.stages import monitor
 
-    return monitor.drift(a.workdir, current=a.current, model_uri=a.model, window_id=a.window, params_path=a.params)
+    return monitor.drift(
+        a.workdir, current=a.current, model_uri=a.model, window_id=a.window, params_path=a.params
+    )
 
 
 def _cmd_shift(a: argparse.Namespace) -> dict[str, Any]:
@@ -109,7 +113,9 @@ def _cmd_shift(a: argparse.Namespace) -> dict[str, Any]:
 def _cmd_retrain(a: argparse.Namespace) -> dict[str, Any]:
     from xferlib.stages import training
 
-    return training.retrain(a.workdir, feedback=Path(a.feedback), params_path=a.params, drift_report=a.drift_report)
+    return training.retrain(
+        a.workdir, feedback=Path(a.feedback), params_path=a.params, drift_report=a.drift_report
+    )
 
 
 def _cmd_demo(a: argparse.Namespace) -> dict[str, Any]:
@@ -130,7 +136,9 @@ def _cmd_serve(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _build() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="xfer", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap = argparse.ArgumentParser(
+        prog="xfer", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     sub = ap.add_subparsers(dest="command", required=True)
 
     def add(name: str, fn: Handler, help_: str) -> argparse.ArgumentParser:
@@ -139,18 +147,49 @@ def _build() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
-    p = add("init", _cmd_init, "make the work directory a git + DVC repo with params.yaml and dvc.yaml")
-    p.add_argument("--remote", default=None, help="DVC remote URL (default: <workdir>/.dvcstore; s3://...)")
-    p = add("ingest", _cmd_ingest, "validate, de-duplicate and version images (ImageFolder, flat folder, IDX)")
+    p = add(
+        "init", _cmd_init, "make the work directory a git + DVC repo with params.yaml and dvc.yaml"
+    )
+    p.add_argument(
+        "--remote", default=None, help="DVC remote URL (default: <workdir>/.dvcstore; s3://...)"
+    )
+    p = add(
+        "ingest",
+        _cmd_ingest,
+        "validate, de-duplicate and version images (ImageFolder, flat folder, IDX)",
+    )
     p.add_argument("src")
-    p.add_argument("--dataset", default=None, help="dataset name under <workdir>/data (default: params data.dataset)")
-    p.add_argument("--split", default=None, choices=["train", "test"], help="force the split of every image")
-    p.add_argument("--no-push", action="store_true", help="version with DVC but do not push to the remote")
-    add("prepare", _cmd_prepare, "stratified splits, label map, optional labels_per_class subsampling")
-    p = add("train", _cmd_train, "fine-tune the backbone (strategy from params) and register a challenger")
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="dataset name under <workdir>/data (default: params data.dataset)",
+    )
+    p.add_argument(
+        "--split", default=None, choices=["train", "test"], help="force the split of every image"
+    )
+    p.add_argument(
+        "--no-push", action="store_true", help="version with DVC but do not push to the remote"
+    )
+    add(
+        "prepare",
+        _cmd_prepare,
+        "stratified splits, label map, optional labels_per_class subsampling",
+    )
+    p = add(
+        "train",
+        _cmd_train,
+        "fine-tune the backbone (strategy from params) and register a challenger",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    p.add_argument("--no-register", action="store_true", help="do not log to MLflow / register (dvc repro)")
-    p.add_argument("--nproc", type=int, default=0, help="processes for torchrun/DDP (default: $XFER_TRAIN_NPROC, else params distributed.nproc)")
+    p.add_argument(
+        "--no-register", action="store_true", help="do not log to MLflow / register (dvc repro)"
+    )
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=0,
+        help="processes for torchrun/DDP (default: $XFER_TRAIN_NPROC, else params distributed.nproc)",
+    )
     add("evaluate", _cmd_evaluate, "metrics JSON + plots on the test split")
     p = add("predict", _cmd_predict, "classify images with a registered model")
     p.add_argument("--model", required=True, help="models:/NAME@champion or models:/NAME/N")
@@ -160,15 +199,21 @@ def _build() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", default=None)
     p = add("rollback", _cmd_rollback, "move champion back to the previous champion")
     p.add_argument("name", nargs="?", default=None)
-    p = add("lineage", _cmd_lineage, "data version, run, parent, drift report and flow run of a version")
+    p = add(
+        "lineage", _cmd_lineage, "data version, run, parent, drift report and flow run of a version"
+    )
     p.add_argument("model")
-    p = add("score", _cmd_score, "score a production batch with the champion into the monitoring log")
+    p = add(
+        "score", _cmd_score, "score a production batch with the champion into the monitoring log"
+    )
     p.add_argument("src", help="a folder, an s3:// prefix, or image files")
     p.add_argument("--model", default=None)
     p.add_argument("--window", default=None, help="window id (default: a new one)")
     p = add("drift", _cmd_drift, "drift check of a window against the champion's reference")
     p.add_argument("--current", default=None, help="a folder / s3:// prefix scored on the fly")
-    p.add_argument("--window", default=None, help="a window id of the monitoring log (default: latest)")
+    p.add_argument(
+        "--window", default=None, help="a window id of the monitoring log (default: latest)"
+    )
     p.add_argument("--model", default=None)
     p = add("shift", _cmd_shift, "write a corrupted copy of an image folder (shift catalogue)")
     p.add_argument("src")
@@ -176,13 +221,19 @@ def _build() -> argparse.ArgumentParser:
     p.add_argument("--severity", type=int, required=True, choices=[1, 2, 3, 4, 5])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("out")
-    p = add("retrain", _cmd_retrain, "warm-start from the champion on new labelled data + replay, then gate")
+    p = add(
+        "retrain",
+        _cmd_retrain,
+        "warm-start from the champion on new labelled data + replay, then gate",
+    )
     p.add_argument("--feedback", required=True, help="ImageFolder of newly labelled images")
     p.add_argument("--drift-report", default=None)
     p = add("demo", _cmd_demo, "the whole loop on embedded defaults and real data")
     p.add_argument("--quick", action="store_true", help="tiny sizes (tests)")
     p.add_argument("--keep", action="store_true", help="reuse an existing demo workdir")
-    p.add_argument("--no-prefect", action="store_true", help="run the loop without the Prefect server")
+    p.add_argument(
+        "--no-prefect", action="store_true", help="run the loop without the Prefect server"
+    )
     add("serve", _cmd_serve, "serve the Prefect deployments (needs PREFECT_API_URL)")
     return ap
 
@@ -219,13 +270,17 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one line for the user; the traceback with XFER_DEBUG=1
         if os.environ.get("XFER_DEBUG"):
             raise
-        print(f"xfer {args.command}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        print(
+            f"xfer {args.command}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr
+        )
         return 2
     if args.json:
         print(json.dumps(result, default=str))
     elif result:
         for key, value in result.items():
-            print(f"{key}: {json.dumps(value, default=str) if isinstance(value, dict | list) else value}")
+            print(
+                f"{key}: {json.dumps(value, default=str) if isinstance(value, dict | list) else value}"
+            )
     return 0
 
 

@@ -17,7 +17,9 @@ BIN = Path(sys.executable).parent
 
 
 def xfer(*args: str) -> dict:
-    out = subprocess.run([str(BIN / "xfer"), *args, "--json"], capture_output=True, text=True, env=os.environ.copy())
+    out = subprocess.run(
+        [str(BIN / "xfer"), *args, "--json"], capture_output=True, text=True, env=os.environ.copy()
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -30,7 +32,9 @@ def test_history_lineage_rollback_and_predict_through_the_cli(tmp_path: Path, fa
     wd = make_workdir(tmp_path / "wd", fashion)
     name = Context.load(wd).params.registry.model_name
     fb = write_feedback(tmp_path / "fb", x[2000:2300], y[2000:2300], "invert")
-    v2 = training.retrain(wd, fb, drift_report="report-123", flow_run_id="flow-run-456", feedback_id="t")
+    v2 = training.retrain(
+        wd, fb, drift_report="report-123", flow_run_id="flow-run-456", feedback_id="t"
+    )
     assert v2["decision"]["action"] == "promote"  # max_forgetting is 1.0 in the tiny params
 
     lineage = xfer("lineage", f"models:/{name}/{v2['version']}", "--workdir", str(wd))
@@ -39,7 +43,10 @@ def test_history_lineage_rollback_and_predict_through_the_cli(tmp_path: Path, fa
     assert lineage["data_version"].startswith("md5:") and lineage["run_id"] == v2["run_id"]
 
     history = xfer("registry", "history", name, "--workdir", str(wd))["history"]
-    assert [(h["version"], h["action"]) for h in history][-2:] == [("1", "promoted"), ("2", "promoted")]
+    assert [(h["version"], h["action"]) for h in history][-2:] == [
+        ("1", "promoted"),
+        ("2", "promoted"),
+    ]
 
     back = xfer("rollback", name, "--workdir", str(wd))
     assert back["champion_after"] == "1"

@@ -22,7 +22,9 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"ImageSet.images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(
+                f"ImageSet.images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         n = self.images.shape[0]
         if self.labels is not None and self.labels.shape[0] != n:
             raise ValueError(f"ImageSet has {n} images but {self.labels.shape[0]} labels")
@@ -44,13 +46,20 @@ class ImageSet:
         if not parts:
             raise ValueError("cannot concatenate an empty list of ImageSets")
         size = parts[0].images.shape[-2:]
-        imgs = [p.images if p.images.shape[-2:] == size else resize_uint8(p.images, tuple(size)) for p in parts]
-        labels = None if any(p.labels is None for p in parts) else torch.cat([p.labels for p in parts])  # type: ignore[misc]
+        imgs = [
+            p.images if p.images.shape[-2:] == size else resize_uint8(p.images, tuple(size))
+            for p in parts
+        ]
+        labels = (
+            None if any(p.labels is None for p in parts) else torch.cat([p.labels for p in parts])
+        )  # type: ignore[misc]
         return ImageSet(torch.cat(imgs), labels, [i for p in parts for i in p.ids])
 
 
 def resize_uint8(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    out = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+    out = F.interpolate(
+        images.float(), size=size, mode="bilinear", antialias=True, align_corners=False
+    )
     return out.round().clamp(0, 255).to(torch.uint8)
 
 
@@ -65,7 +74,13 @@ class Preprocess:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         x = images.float().div_(255.0)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False)
+            x = F.interpolate(
+                x,
+                size=(self.image_size, self.image_size),
+                mode="bilinear",
+                antialias=True,
+                align_corners=False,
+            )
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return (x - mean) / std

@@ -246,7 +246,9 @@ def _checkpoint(
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
         "phase_start": phase.start,
-        "progress": {f.name: getattr(prog, f.name) for f in dataclasses.fields(prog)},  # no deep copy
+        "progress": {
+            f.name: getattr(prog, f.name) for f in dataclasses.fields(prog)
+        },  # no deep copy
         "rng": rng_states(),
         "config": dataclasses.asdict(ctx.cfg),
     }

@@ -149,7 +149,10 @@ def run_loop(root: Path, cfg: DemoConfig, orch: Orchestrator, progress: Progress
                 }
             )
             reasons = "; ".join(r["decision"]["reasons"])
-            print(f"           retrained v{r['version']}: {r['decision']['action']} ({reasons})", file=progress.stream)
+            print(
+                f"           retrained v{r['version']}: {r['decision']['action']} ({reasons})",
+                file=progress.stream,
+            )
     return {"world": world, "windows": windows, "retrains": retrains, "v1": v1}
 
 
