@@ -72,7 +72,11 @@ def _reference_for(ctx: Context, name: str, version: str) -> Any:
                 lambda: client.download_artifacts(info.run_id, "reference", tmp),
             )
             out.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(got, out)
+            try:
+                os.replace(got, out)
+            except OSError:  # a concurrent scorer fetched it first: theirs is the same artifact
+                if not (out / "reference.parquet").exists():
+                    raise
     return drift.load_reference(out)
 
 

@@ -13,7 +13,7 @@ import dataclasses
 import fcntl
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +80,14 @@ def decide(
         )
         decision = should_retrain(typed, DriftState.from_dict(raw["drift"]), ctx.params.drift, now)
         retrain, reason = decision.retrain, decision.reason
-        if retrain and raw.get("in_flight"):
+        if retrain and _in_flight(raw, now):
             retrain, reason = (
                 False,
                 f"coalesced: retrain for {raw['in_flight']} is already in flight",
             )
         raw["drift"] = decision.state.to_dict()
         if retrain:
-            raw["in_flight"] = report["report_id"]
+            raw["in_flight"], raw["in_flight_since"] = report["report_id"], now.isoformat()
         write_json(path, raw)
     return {
         "retrain": retrain,
@@ -95,6 +95,17 @@ def decide(
         "status": report["status"],
         "model_name": ctx.params.registry.model_name,
     }
+
+
+# A retrain that never reported back (its process was killed) stops blocking new ones after this.
+IN_FLIGHT_TIMEOUT = timedelta(hours=6)
+
+
+def _in_flight(raw: dict[str, Any], now: datetime) -> bool:
+    if not raw.get("in_flight"):
+        return False
+    since = raw.get("in_flight_since")
+    return since is None or now - datetime.fromisoformat(since) < IN_FLIGHT_TIMEOUT
 
 
 def retrain_started(workdir: str | os.PathLike[str], report_id: str, flow_run_id: str) -> None:
