@@ -38,6 +38,7 @@ class LoopContext:
     forward: Callable[[torch.Tensor], torch.Tensor]
     world: World = field(default_factory=World)
     ddp: dict[int, Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=dict)
+    freeze_bn: bool = False  # BatchNorm running statistics stay fixed (see FinetuneParams)
 
 
 def seed_epoch(seed: int, epoch: int) -> torch.Generator:
@@ -83,7 +84,7 @@ def image_epoch(ctx: LoopContext, epoch: int, opt: Any, sched: Any) -> tuple[flo
     t0 = time.perf_counter()
     n_unfrozen = unfrozen_blocks(cfg.strategy, epoch, len(model.blocks()), cfg)
     set_trainable(model, n_unfrozen)
-    train_mode(model, n_unfrozen)
+    train_mode(model, n_unfrozen, ctx.freeze_bn)
     gen, world = seed_epoch(cfg.seed, epoch), ctx.world
     parts = batches(len(ctx.train), cfg.batch_size, gen, max(2, world.size))
     gen = world.augment_generator(gen, cfg.seed * 1_000_003 + epoch)

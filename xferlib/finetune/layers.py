@@ -37,13 +37,25 @@ def set_trainable(model: Classifier, n_unfrozen: int) -> None:
     model.head.requires_grad_(True)
 
 
-def train_mode(model: Classifier, n_unfrozen: int) -> None:
+def train_mode(model: Classifier, n_unfrozen: int, freeze_bn_stats: bool = False) -> None:
     """Train mode for the head and unfrozen blocks; frozen blocks stay in eval mode so their
-    BatchNorm statistics are not dragged toward the small fine-tuning set."""
+    BatchNorm statistics are not dragged toward the small fine-tuning set. With `freeze_bn_stats`
+    every BatchNorm stays in eval mode (running statistics fixed, affine weights still trained)."""
     model.train()
     blocks = model.blocks()
     for block in blocks[: len(blocks) - n_unfrozen]:
         block.eval()
+    if freeze_bn_stats:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def bn_stats_estimated(model: nn.Module) -> bool:
+    """True when the BatchNorm layers hold estimated statistics (pretrained or trained), not the
+    initial mean 0 / variance 1 of a randomly initialised network."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    return any(m.running_mean is not None and bool(m.running_mean.abs().sum() > 0) for m in bns)
 
 
 def param_groups(

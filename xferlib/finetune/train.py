@@ -34,7 +34,7 @@ from xferlib.finetune.epochs import (
     val_accuracy,
 )
 from xferlib.finetune.features import cached_features
-from xferlib.finetune.layers import bn_adapt, param_groups, unfrozen_blocks
+from xferlib.finetune.layers import bn_adapt, bn_stats_estimated, param_groups, unfrozen_blocks
 from xferlib.finetune.runtime import Runtime, place_model, resolve_runtime
 from xferlib.finetune.world import World, sync_batchnorm
 from xferlib.models import Classifier
@@ -106,6 +106,12 @@ def fine_tune(
     place_model(model, rt)
     saved = load_checkpoint(Path(checkpoint_dir)) if resume and checkpoint_dir else None
     prog = _Progress()
+    # decided on the starting model (before a checkpoint is restored), so a resume decides alike
+    freeze_bn = (
+        cfg.freeze_bn_stats
+        and cfg.strategy != "scratch"
+        and (cfg.bn_adapt or bn_stats_estimated(model))
+    )
     if saved is None and cfg.bn_adapt:
         bn_adapt(model, adapt if adapt is not None else train)
     if saved is not None:
@@ -122,6 +128,7 @@ def fine_tune(
         on_epoch,
         forward,
         world,
+        freeze_bn=freeze_bn,
     )
     unsync = sync_batchnorm(model, rt.device) if world.size > 1 else None
     cuda = list(range(torch.cuda.device_count())) if rt.device.type == "cuda" else []
