@@ -28,6 +28,11 @@ alerts.jsonl
 quarantine/
 prefect/
 feedback/
+prepared-feedback/
+models/
+logs/
+incoming/
+demo-summary.json
 """
 
 
