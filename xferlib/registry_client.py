@@ -27,6 +27,25 @@ FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 4.0
 
 
+def metric(key: str, value: float, timestamp_ms: int, step: int) -> object:
+    """An MLflow `Metric` entity for `log_batch` (built here: this module is the SDK's adapter)."""
+    from mlflow.entities import Metric
+
+    return Metric(key, value, timestamp_ms, step)
+
+
+def param(key: str, value: str) -> object:
+    from mlflow.entities import Param
+
+    return Param(key, value)
+
+
+def run_tag(key: str, value: str) -> object:
+    from mlflow.entities import RunTag
+
+    return RunTag(key, value)
+
+
 class TrackingUnavailable(RuntimeError):
     """MLflow could not be reached after bounded retries; the message names the URI and the fix."""
 

@@ -28,6 +28,8 @@ from xferlib.registry_client import (
     fluent_target,
     is_remote,
     mlflow_client,
+    param,
+    run_tag,
 )
 from xferlib.tracking_metrics import MetricBuffer
 
@@ -165,17 +167,13 @@ class Tracker:
         return run_url(self.tracking_uri, self.run_id, self.experiment_id)
 
     def log_params(self, flat: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        params = [Param(k, v) for k, v in clean_params(flat).items()]
+        params = [param(k, v) for k, v in clean_params(flat).items()]
         for i in range(0, len(params), 100):  # MAX_PARAMS_TAGS_PER_BATCH
             chunk = params[i : i + 100]
             self._call("log params", partial(self._client.log_batch, self.run_id, params=chunk))
 
     def set_tags(self, tags: dict[str, Any]) -> None:
-        from mlflow.entities import RunTag
-
-        items = [RunTag(str(k), str(v)[:MAX_TAG_LEN]) for k, v in tags.items()]
+        items = [run_tag(str(k), str(v)[:MAX_TAG_LEN]) for k, v in tags.items()]
         for i in range(0, len(items), 100):
             chunk = items[i : i + 100]
             self._call("set tags", partial(self._client.log_batch, self.run_id, tags=chunk))

@@ -50,11 +50,11 @@ class MetricBuffer:
             self.flush()
 
     def _close_window(self) -> None:
-        from mlflow.entities import Metric
+        from xferlib.registry_client import metric
 
         now = int(time.time() * 1000)
         for key, (total, count, step) in self._window.items():
-            self._buffer.append(Metric(key, total / count, now, step))
+            self._buffer.append(metric(key, total / count, now, step))
         self._window = {}
 
     def flush(self, wait: bool = False) -> None:
