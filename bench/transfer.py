@@ -1,45 +1,63 @@
-"""The transfer table: accuracy on Fashion-MNIST's official 10k test set after training on a few
-labelled images per class, for each strategy, pretrained EfficientNet-Lite0 vs scratch.
+"""The transfer table: Fashion-MNIST test accuracy after training on a few labelled images per
+class, pretrained EfficientNet-Lite0 (each strategy) against the same network from scratch.
 
-Rows: scratch (random init, all layers) / linear_probe / full / gradual_unfreeze / lp_ft.
-Columns: 10, 50, 500 labelled images per class, drawn from the 60k train set per seed. Each cell
-is mean +- std over 3 seeds; when seed 0 alone shows 3 seeds would exceed --max-cell-seconds
-(10 min), the cell keeps 1 seed and says so (`"seeds": 1`). No validation split and no early
-stopping: every cell trains a fixed number of epochs, so the test set is never peeked at.
-Frozen-backbone test features are computed once and cached (xferlib.finetune.cached_features).
+Protocol (every choice on validation, the test set read once per reported seed):
+- Splits: a validation split of VAL_PER_CLASS images per class is drawn once from the 60k train
+  set; the few-label draws (per seed) come from the rest; the official 10k test set is scored
+  only after a cell's model is final, never during selection or early stopping.
+- Selection (seed 0, 50 labels per class, validation accuracy only):
+  `freeze_bn_stats` on/off for every fine-tuning strategy (one value for the table, the best
+  mean), and the scratch learning rate from SCRATCH_LRS.
+- Fine-tuning cells: the library's recipe per strategy (fixed epochs, see `cell_params`) with
+  early stopping and best-epoch restore on validation.
+- Scratch cells get a scratch budget: up to SCRATCH_STEPS optimizer steps (several times the
+  longest fine-tuning cell; the JSON records both), early stopping on validation after
+  SCRATCH_PATIENCE_STEPS without improvement, the learning rate chosen above. Tiny label sets are
+  repeated within an epoch so that one epoch is at least EPOCH_IMAGES images (validation is
+  checked once per epoch; augmentation makes the copies differ).
+- Seeds: 3, unless seed 0 shows that 3 would take over --max-cell-seconds (10 min); then 1 and
+  the row says so.
 
-    .venv/bin/python bench/transfer.py                      # full table (see the report estimate)
-    .venv/bin/python bench/transfer.py --labels 2 --seeds 1 --test-limit 200 --image-size 32 \
-        --epochs 1 --out /tmp/transfer_tiny.json           # smoke check, ~1 min
-Writes bench/results/transfer.json: {"rows": [{strategy, labels_per_class, accuracy_mean,
-accuracy_std, seconds, seeds}, ...], "config": ..., "checks": ...}.
+    .venv/bin/python bench/transfer.py                  # the table (about an hour on 2 cores)
+    .venv/bin/python bench/transfer.py --quick --out /tmp/transfer_smoke.json   # ~2 min
+Writes bench/results/transfer.json: selection, rows (per cell: accuracies per seed, optimizer
+steps, epochs, early stopping), budgets, provenance.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import math
 import statistics
+import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from xferlib.config import FinetuneParams
-from xferlib.data.fashion import FASHION_CLASSES, FASHION_ROOT, load_fashion_mnist
-from xferlib.data.imageset import ImageSet
-from xferlib.evaluate import metrics_from_probs
-from xferlib.finetune import cached_features, fine_tune, resolve_runtime
-from xferlib.models import Classifier, create_backbone
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+from xferlib.config import FinetuneParams  # noqa: E402
+from xferlib.data.fashion import FASHION_CLASSES, FASHION_ROOT, load_fashion_mnist  # noqa: E402
+from xferlib.data.imageset import ImageSet  # noqa: E402
+from xferlib.evaluate import metrics_from_probs  # noqa: E402
+from xferlib.finetune import cached_features, fine_tune, resolve_runtime  # noqa: E402
+from xferlib.models import Classifier, create_backbone  # noqa: E402
 
 STRATEGIES = ["scratch", "linear_probe", "full", "gradual_unfreeze", "lp_ft"]
+FINE_TUNES = ["full", "gradual_unfreeze", "lp_ft"]
+VAL_PER_CLASS = 50
+VAL_SEED = 10_000  # the validation draw; few-label draws use seeds 0, 1, 2
 PROBE_EPOCHS = 50  # head on cached features: cheap, so train it to convergence
-IMAGE_STEPS = 4000  # image-steps budget per run: epochs = clamp(ceil(4000 / n), 3, 30)
+IMAGE_STEPS = 4000  # fine-tuning image budget: epochs = clamp(ceil(4000 / n), 3, 30)
+SCRATCH_LRS = (1.0e-3, 3.0e-3, 1.0e-2)
+SCRATCH_STEPS = 1500
+SCRATCH_PATIENCE_STEPS = 300
+EPOCH_IMAGES = 1024
 
 
 def fashion_imageset(split: str, limit: int | None = None, root: str = FASHION_ROOT) -> ImageSet:
@@ -49,53 +67,102 @@ def fashion_imageset(split: str, limit: int | None = None, root: str = FASHION_R
     return ImageSet(images, torch.from_numpy(y), [f"fmnist-{split}-{i}" for i in range(len(y))])
 
 
-def few_labels(train: ImageSet, per_class: int, seed: int) -> ImageSet:
-    """`per_class` images of each class, drawn without replacement with `seed`."""
+def per_class_draw(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    """Indices of `per_class` items of each class, drawn without replacement with `seed`."""
     g = torch.Generator().manual_seed(seed)
-    labels = train.labels
-    assert labels is not None
     picks = []
     for c in range(int(labels.max()) + 1):
         idx = torch.nonzero(labels == c).flatten()
         picks.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
-    return train.subset(torch.cat(picks))
+    return torch.cat(picks)
 
 
-def cell_params(strategy: str, n_train: int, seed: int, epochs: int | None) -> FinetuneParams:
-    """Fixed, per-strategy hyper-parameters (no search: the test set is the only labelled hold-out)."""
-    image_epochs = epochs or max(3, min(30, math.ceil(IMAGE_STEPS / n_train)))
-    probe_epochs = epochs or PROBE_EPOCHS
-    common: dict[str, Any] = dict(batch_size=64, seed=seed, device="auto", weight_decay=1.0e-4)
+def split_pool(train: ImageSet, val_per_class: int) -> tuple[ImageSet, ImageSet]:
+    """(pool for few-label draws, validation split), disjoint."""
+    assert train.labels is not None
+    val_idx = per_class_draw(train.labels, val_per_class, VAL_SEED)
+    keep = torch.ones(len(train), dtype=torch.bool)
+    keep[val_idx] = False
+    return train.subset(torch.nonzero(keep).flatten()), train.subset(val_idx)
+
+
+def few_labels(pool: ImageSet, per_class: int, seed: int) -> ImageSet:
+    assert pool.labels is not None
+    return pool.subset(per_class_draw(pool.labels, per_class, seed))
+
+
+def cell_params(strategy: str, n_train: int, seed: int, args: argparse.Namespace) -> FinetuneParams:
+    """The per-strategy recipe; scratch's epochs count repeated-set epochs (see `scratch_set`)."""
+    common_kw: dict[str, Any] = dict(
+        batch_size=64, seed=seed, device="auto", weight_decay=1.0e-4, freeze_bn_stats=args.freeze_bn
+    )
     if strategy == "linear_probe":
         return FinetuneParams(
-            strategy="linear_probe", epochs=probe_epochs, lr_head=1.0e-2, **common
+            strategy="linear_probe", epochs=args.epochs or PROBE_EPOCHS, lr_head=1.0e-2, **common_kw
         )
-    lr_head = 1.0e-2 if strategy == "lp_ft" else 3.0e-3  # lp_ft: probe-phase LR (see param_groups)
+    if strategy == "scratch":
+        per_epoch = math.ceil(max(n_train, EPOCH_IMAGES) / 64)
+        return FinetuneParams(
+            strategy="scratch",
+            epochs=args.epochs or math.ceil(args.scratch_steps / per_epoch),
+            early_stopping_patience=math.ceil(SCRATCH_PATIENCE_STEPS / per_epoch),
+            lr_head=args.scratch_lr,
+            lr_backbone=args.scratch_lr,
+            augment=True,
+            **common_kw,
+        )
     return FinetuneParams(
         strategy=strategy,  # type: ignore[arg-type]
-        epochs=image_epochs,
-        lp_epochs=probe_epochs if strategy == "lp_ft" else 0,
-        lr_head=lr_head,
+        epochs=args.epochs or max(3, min(30, math.ceil(IMAGE_STEPS / n_train))),
+        lp_epochs=(args.epochs or PROBE_EPOCHS) if strategy == "lp_ft" else 0,
+        lr_head=1.0e-2 if strategy == "lp_ft" else 3.0e-3,  # lp_ft: the probe phase's LR
         lr_backbone=3.0e-4,
         unfreeze_every=1,
         augment=True,
-        **common,
+        **common_kw,
     )
 
 
-def run_one(
-    strategy: str, train: ImageSet, test: ImageSet, args: argparse.Namespace, seed: int
-) -> float:
-    """Train one model with `strategy` on `train` and return its test accuracy."""
+def scratch_set(train: ImageSet) -> ImageSet:
+    """The label set repeated so that one epoch holds at least EPOCH_IMAGES images."""
+    reps = math.ceil(EPOCH_IMAGES / len(train))
+    return train if reps == 1 else train.subset(torch.arange(len(train)).repeat(reps))
+
+
+def optimizer_steps(history: list[dict[str, Any]], n_train: int, batch: int) -> int:
+    return len(history) * math.ceil(n_train / batch)
+
+
+def train_one(
+    strategy: str, train: ImageSet, val: ImageSet, seed: int, args: argparse.Namespace
+) -> tuple[Classifier, dict[str, Any]]:
+    """Train one model with `strategy`; returns it and what the run did (validation only)."""
     torch.manual_seed(seed)
     backbone = create_backbone(
         args.backbone, pretrained=strategy != "scratch", image_size=args.image_size
     )
     model = Classifier(backbone, len(FASHION_CLASSES))
-    cfg = cell_params(strategy, len(train), seed, args.epochs)
-    fine_tune(model, train, None, cfg, feature_cache=args.feature_cache)
-    # test features at the training precision; only a frozen backbone's are worth caching
-    cache = args.feature_cache if strategy == "linear_probe" else None
+    data = scratch_set(train) if strategy == "scratch" else train
+    cfg = cell_params(strategy, len(train), seed, args)
+    res = fine_tune(model, data, val, cfg, feature_cache=args.feature_cache)
+    run = {
+        "seed": seed,
+        "val_accuracy": res.best_val_accuracy,
+        "epochs_run": res.epochs_run,
+        "epochs_max": cfg.epochs + cfg.lp_epochs * (strategy == "lp_ft"),
+        "best_epoch": res.best_epoch,
+        "optimizer_steps": optimizer_steps(res.history, len(data), cfg.batch_size),
+        "stopped_early": res.epochs_run < cfg.epochs + cfg.lp_epochs * (strategy == "lp_ft"),
+    }
+    return model, run
+
+
+def test_accuracy(
+    model: Classifier, strategy: str, test: ImageSet, args: argparse.Namespace
+) -> float:
+    """The one read of the test set for a trained model."""
+    cfg = cell_params(strategy, 1, 0, args)
+    cache = args.feature_cache if strategy == "linear_probe" else None  # frozen backbone only
     feats = cached_features(model, test, cache, resolve_runtime(cfg, model))
     with torch.no_grad():
         probs = model.head(feats.to(next(model.parameters()).device)).float().softmax(-1)
@@ -103,106 +170,144 @@ def run_one(
     return metrics_from_probs(probs.cpu().numpy(), labels, list(FASHION_CLASSES)).accuracy
 
 
+def select(pool: ImageSet, val: ImageSet, args: argparse.Namespace) -> dict[str, Any]:
+    """Choose freeze_bn_stats and the scratch LR on validation (seed 0, 50 labels per class)."""
+    train = few_labels(pool, args.select_per_class, 0)
+    bn: dict[str, dict[str, float]] = {}
+    for freeze in (True, False):
+        probe = replace_args(args, freeze_bn=freeze)
+        bn[str(freeze).lower()] = {
+            s: train_one(s, train, val, 0, probe)[1]["val_accuracy"] for s in FINE_TUNES
+        }
+    chosen_bn = max(bn, key=lambda k: statistics.fmean(bn[k].values()))
+    lrs: dict[str, float] = {}
+    for lr in SCRATCH_LRS:
+        probe = replace_args(args, scratch_lr=lr, scratch_steps=args.select_scratch_steps)
+        lrs[f"{lr:g}"] = train_one("scratch", train, val, 0, probe)[1]["val_accuracy"]
+    chosen_lr = float(max(lrs, key=lambda k: lrs[k]))
+    return {
+        "labels_per_class": args.select_per_class,
+        "seed": 0,
+        "freeze_bn_stats_val_accuracy": bn,
+        "freeze_bn_stats": chosen_bn == "true",
+        "scratch_lr_val_accuracy": lrs,
+        "scratch_lr_selection_steps": args.select_scratch_steps,
+        "scratch_lr": chosen_lr,
+    }
+
+
+def replace_args(args: argparse.Namespace, **changes: Any) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), **changes})
+
+
 def run_cell(
-    strategy: str, per_class: int, train_all: ImageSet, test: ImageSet, args: argparse.Namespace
+    strategy: str,
+    per_class: int,
+    pool: ImageSet,
+    val: ImageSet,
+    test: ImageSet,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
-    """All seeds of one cell, dropping to 1 seed when seed 0 shows the cell would take too long."""
-    accs, start = [], time.perf_counter()
+    """All seeds of one cell, dropping to 1 seed when seed 0 shows 3 would exceed the cap."""
+    runs, start = [], time.perf_counter()
     for seed in range(args.seeds):
-        accs.append(run_one(strategy, few_labels(train_all, per_class, seed), test, args, seed))
-        elapsed = time.perf_counter() - start
-        if seed == 0 and elapsed * args.seeds > args.max_cell_seconds:
+        model, run = train_one(strategy, few_labels(pool, per_class, seed), val, seed, args)
+        run["test_accuracy"] = test_accuracy(model, strategy, test, args)
+        runs.append(run)
+        if seed == 0 and (time.perf_counter() - start) * args.seeds > args.max_cell_seconds:
             break
-    seconds = time.perf_counter() - start
+    accs = [r["test_accuracy"] for r in runs]
     row = {
         "strategy": strategy,
         "labels_per_class": per_class,
         "accuracy_mean": statistics.fmean(accs),
-        "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-        "seconds": round(seconds, 1),
-        "seeds": len(accs),
-        "accuracies": accs,
+        "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else None,
+        "seeds": len(runs),
+        "seconds": round(time.perf_counter() - start, 1),
+        "runs": runs,
     }
-    if len(accs) < args.seeds:
+    if len(runs) < args.seeds:
         row["note"] = (
-            f"1 seed: seed 0 took {seconds:.0f} s, {args.seeds} seeds would exceed {args.max_cell_seconds:.0f} s"
+            f"1 seed: seed 0 took {row['seconds']:.0f} s, {args.seeds} seeds would exceed {args.max_cell_seconds:.0f} s"
         )
     return row
 
 
-def checks(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Does the pretrained default beat scratch by >= 15 points at 50 labels per class?"""
-    acc = {(r["strategy"], r["labels_per_class"]): r["accuracy_mean"] for r in rows}
-    out: dict[str, Any] = {}
-    for per_class in sorted({r["labels_per_class"] for r in rows}):
-        if ("scratch", per_class) in acc and ("linear_probe", per_class) in acc:
-            best = max(v for (s, p), v in acc.items() if p == per_class and s != "scratch")
-            out[f"best_pretrained_minus_scratch_at_{per_class}"] = round(
-                best - acc[("scratch", per_class)], 4
-            )
-    gap = out.get("best_pretrained_minus_scratch_at_50")
-    out["pretrained_beats_scratch_by_15_points_at_50"] = None if gap is None else gap >= 0.15
-    return out
+def budgets(args: argparse.Namespace) -> dict[str, Any]:
+    """Optimizer-step budgets per cell, so a reader sees that scratch was not starved."""
+    fine = {
+        f"{s}@{p}": math.ceil(10 * p / 64) * cell_params(s, 10 * p, 0, args).epochs
+        for s in FINE_TUNES
+        for p in args.labels
+    }
+    return {
+        "fine_tune_max_image_steps": fine,
+        "longest_fine_tune_steps": max(fine.values()),
+        "scratch_max_steps": args.scratch_steps,
+        "scratch_patience_steps": SCRATCH_PATIENCE_STEPS,
+        "scratch_epoch_images": EPOCH_IMAGES,
+    }
 
 
-def main() -> None:
+def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="Fashion-MNIST transfer table")
     ap.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
     ap.add_argument("--labels", nargs="+", type=int, default=[10, 50, 500])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--backbone", default="efficientnet_lite0")
     ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument(
-        "--epochs", type=int, default=None, help="override every run's epochs (smoke tests)"
-    )
-    ap.add_argument(
-        "--test-limit", type=int, default=None, help="first N test images (smoke tests)"
-    )
     ap.add_argument("--max-cell-seconds", type=float, default=600.0)
     ap.add_argument(
         "--feature-cache", type=Path, default=Path(tempfile.gettempdir()) / "xfer-bench-features"
     )
-    ap.add_argument("--out", type=Path, default=Path("bench/results/transfer.json"))
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, not a result")
     args = ap.parse_args()
-    train_all, test = fashion_imageset("train"), fashion_imageset("test", args.test_limit)
-    rows, t0 = [], time.perf_counter()
-    for per_class in args.labels:
-        for strategy in args.strategies:
-            rows.append(run_cell(strategy, per_class, train_all, test, args))
-            r = rows[-1]
-            print(
-                f"{strategy:>16} {per_class:>4}/class  {r['accuracy_mean']:.4f} +- {r['accuracy_std']:.4f}  ({r['seeds']} seeds, {r['seconds']:.0f} s)",
-                flush=True,
-            )
-            _write(args, rows, time.perf_counter() - t0)  # partial results survive an interruption
-    print(json.dumps(checks(rows)))
+    args.epochs, args.test_limit, args.select_per_class = None, None, 50
+    args.scratch_steps, args.select_scratch_steps = SCRATCH_STEPS, 500
+    args.freeze_bn, args.scratch_lr = True, SCRATCH_LRS[0]  # replaced by the selection
+    if args.quick:
+        args.labels, args.seeds, args.epochs, args.test_limit = [2], 1, 1, 200
+        args.select_per_class, args.image_size, args.select_scratch_steps = 2, 32, 16
+    return args
 
 
-def _write(args: argparse.Namespace, rows: list[dict[str, Any]], seconds: float) -> None:
-    sample = cell_params("full", 500, 0, args.epochs)
-    config = {
-        "backbone": args.backbone,
-        "image_size": args.image_size,
-        "test_images": 10_000 if args.test_limit is None else args.test_limit,
-        "seeds_requested": args.seeds,
-        "probe_epochs": args.epochs or PROBE_EPOCHS,
-        "image_epochs": f"clamp(ceil({IMAGE_STEPS} / n_train), 3, 30)"
-        if args.epochs is None
-        else args.epochs,
-        "example_params": dataclasses.asdict(sample),
-        "threads": torch.get_num_threads(),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-    }
-    out = {
+def main() -> None:
+    common.quiet_env()
+    common.start()
+    args = parse()
+    train_all = fashion_imageset("train")
+    test = fashion_imageset("test", args.test_limit)
+    pool, val = split_pool(train_all, 2 if args.quick else VAL_PER_CLASS)
+    with common.sampling_load(30.0) as load:
+        selection = select(pool, val, args)
+        args.freeze_bn, args.scratch_lr = selection["freeze_bn_stats"], selection["scratch_lr"]
+        print(f"selection: {selection}", flush=True)
+        rows = []
+        for per_class in args.labels:
+            for strategy in args.strategies:
+                rows.append(run_cell(strategy, per_class, pool, val, test, args))
+                r = rows[-1]
+                print(
+                    f"{strategy:>16} {per_class:>4}/class  {r['accuracy_mean']:.4f}  ({r['seeds']} seeds, {r['seconds']:.0f} s)",
+                    flush=True,
+                )
+    common.write_result("transfer", {
+        "what": "Fashion-MNIST test accuracy after training on N labelled images per class",
+        "method": __doc__.split("Protocol")[1].split("    .venv")[0].strip(),
+        "config": {
+            "backbone": args.backbone, "image_size": args.image_size,
+            "test_images": len(test), "validation_images": len(val),
+            "seeds_requested": args.seeds, "max_cell_seconds": args.max_cell_seconds,
+            "example_params": asdict(cell_params("full", 500, 0, args)),
+            "threads": torch.get_num_threads(),
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
+        },
+        "budgets": budgets(args),
+        "selection": selection,
         "rows": rows,
-        "config": config,
-        "checks": checks(rows),
-        "total_seconds": round(seconds, 1),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
+        "load_average_1m": load.summary(),
+    }, out=args.out)  # fmt: skip
 
 
 if __name__ == "__main__":

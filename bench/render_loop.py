@@ -1,0 +1,127 @@
+"""Markdown for the demo and transfer sections of README.md / docs (see bench/figures.py).
+
+Each renderer reads only its loaded result file; the same file always gives the same text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+Results = dict[str, dict[str, Any]]
+
+
+def _prov(r: dict[str, Any]) -> str:
+    p = r["provenance"]
+    load = f"{p['load_average_start'][0]:.1f}→{p['load_average_end'][0]:.1f}"
+    return f"commit `{p['commit'][:7]}`, {p['finished_utc'][:10]}, load average {load}"
+
+
+def _spread(f: dict[str, float], scale: float = 1.0, fmt: str = "{:.3f}") -> str:
+    med, lo, hi = (fmt.format(f[k] * scale) for k in ("median", "min", "max"))
+    return med if f["n"] == 1 or lo == hi else f"{med} ({lo}–{hi})"
+
+
+def demo_windows(results: Results) -> str:
+    r = results["demo"]
+    runs = [run["summary"] for run in r["runs"]]
+    lines = ["| window | verdicts over the runs | actions |", "|---|---|---|"]
+    for i, w in enumerate(runs[0]["windows"]):
+        seen = [s["windows"][i] for s in runs if len(s["windows"]) > i]
+        verdicts = Counter(x["status"] for x in seen)
+        actions = Counter(x["action"] for x in seen)
+        fmt = lambda c: ", ".join(f"{k} ×{n}" for k, n in sorted(c.items()))  # noqa: E731
+        lines.append(f"| {w['window']} | {fmt(verdicts)} | {fmt(actions)} |")
+    return "\n".join(lines)
+
+
+def demo_figures(results: Results) -> str:
+    r = results["demo"]
+    f, n = r["figures"], len(r["runs"])
+    decisions = Counter(d["decision"] for run in r["runs"] for d in run["summary"]["retrains"])
+    mode = "Prefect server + runner" if r["mode"]["prefect"] else "plain calls (--no-prefect)"
+    rows = [
+        "| model | clean holdout | shifted holdout |",
+        "|---|---|---|",
+        f"| v1 | {_spread(f['v1_clean'])} | {_spread(f['v1_shifted'])} |",
+        f"| champion after the loop | {_spread(f['champion_clean'])} | {_spread(f['champion_shifted'])} |",
+        "",
+        f"Median (min–max) over {n} runs of `xfer demo --json` ({mode}; `bench/results/demo.json`, "
+        f"{_prov(r)}). Recovered **{_spread(f['recovered_fraction'], 100, '{:.0f}')} %** of the "
+        f"accuracy v1 lost on the shifted holdout; clean-holdout change "
+        f"{_spread(f['clean_change'], 100, '{:+.1f}')} points. Gate decisions: "
+        + ", ".join(f"{k} ×{v}" for k, v in sorted(decisions.items()))
+        + f". The loop took {_spread(f['loop_seconds'], 1, '{:.0f}')} s "
+        f"({_spread(f['wall_seconds'], 1, '{:.0f}')} s with start-up).",
+    ]
+    return "\n".join(rows)
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "not run"
+    acc = f"{row['accuracy_mean']:.3f}"
+    if row["accuracy_std"] is not None:
+        acc += f" ± {row['accuracy_std']:.3f}"
+    return acc if row["seeds"] == 3 else f"{acc} ({row['seeds']} seed)"
+
+
+def transfer_table(results: Results) -> str:
+    r = results["transfer"]
+    rows = {(x["strategy"], x["labels_per_class"]): x for x in r["rows"]}
+    labels = sorted({p for _, p in rows})
+    strategies = list(dict.fromkeys(s for s, _ in rows))
+    head = "| strategy | " + " | ".join(f"{p} / class" for p in labels) + " |"
+    lines = [head, "|---" * (len(labels) + 1) + "|"]
+    for s in strategies:
+        name = "scratch (same architecture)" if s == "scratch" else s
+        lines.append(f"| {name} | " + " | ".join(_cell(rows.get((s, p))) for p in labels) + " |")
+    sel, b, cfg = r["selection"], r["budgets"], r["config"]
+    gaps = []
+    for p in labels:
+        if ("scratch", p) in rows:
+            best = max(
+                (x for (s, q), x in rows.items() if q == p and s != "scratch"),
+                key=lambda x: x["accuracy_mean"],
+            )
+            gap = 100 * (best["accuracy_mean"] - rows[("scratch", p)]["accuracy_mean"])
+            gaps.append(f"{gap:+.1f} points at {p} / class ({best['strategy']})")
+    lines += [
+        "",
+        f"{cfg['backbone']} at {cfg['image_size']} px, {cfg['test_images']:,} test images, "
+        f"mean ± std over seeds (`bench/results/transfer.json`, {_prov(r)}). Chosen on "
+        f"{cfg['validation_images']} validation images, never on test: "
+        f"`freeze_bn_stats: {str(sel['freeze_bn_stats']).lower()}` and scratch learning rate "
+        f"{sel['scratch_lr']:g}. Scratch may take up to {b['scratch_max_steps']} optimizer steps "
+        f"with early stopping (the longest fine-tuning cell takes {b['longest_fine_tune_steps']}). "
+        "Best pretrained minus scratch: " + "; ".join(gaps) + ".",
+    ]
+    return "\n".join(lines)
+
+
+def transfer_selection(results: Results) -> str:
+    sel = results["transfer"]["selection"]
+    bn = sel["freeze_bn_stats_val_accuracy"]
+    strategies = list(bn["true"])
+    lines = [
+        "| freeze_bn_stats | " + " | ".join(strategies) + " |",
+        "|---" * (len(strategies) + 1) + "|",
+    ]
+    for key in ("true", "false"):
+        lines.append(f"| {key} | " + " | ".join(f"{bn[key][s]:.3f}" for s in strategies) + " |")
+    lrs = ", ".join(f"{lr}: {acc:.3f}" for lr, acc in sel["scratch_lr_val_accuracy"].items())
+    lines += [
+        "",
+        f"Validation accuracy at {sel['labels_per_class']} labels per class, seed {sel['seed']}. "
+        f"Scratch learning rate on validation ({sel['scratch_lr_selection_steps']} steps each): {lrs}.",
+    ]
+    return "\n".join(lines)
+
+
+RENDERERS: dict[str, Callable[[Results], str]] = {
+    "demo-windows": demo_windows,
+    "demo-figures": demo_figures,
+    "transfer": transfer_table,
+    "transfer-selection": transfer_selection,
+}
