@@ -18,7 +18,7 @@ export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: setup sysdeps venv test test-slow test-fast integration reliability demo bench lint clean
+.PHONY: setup sysdeps venv test test-slow test-fast integration reliability demo bench figures lint clean
 
 setup: sysdeps venv
 
@@ -58,14 +58,22 @@ reliability: setup
 demo: setup
 	$(VENV)/bin/xfer demo --workdir $(DEMO_DIR)
 
-# Every bench script (bench/common.py is their shared plumbing, not a bench); results go to
-# bench/results/<name>.json. Sequential on purpose: each ratio needs the machine to itself.
+# Every bench script writes bench/results/<name>.json with provenance (commit, command, load);
+# common.py, figures.py and render_*.py are their plumbing, not benches. Sequential on purpose:
+# each ratio needs the machine to itself. Commit first: a result from a dirty tree is refused.
+BENCHES := $(filter-out bench/common.py bench/figures.py $(wildcard bench/render_*.py),$(wildcard bench/*.py))
 bench: setup
-	for b in $(filter-out bench/common.py,$(wildcard bench/*.py)); do echo "== $$b"; $(PY) $$b || exit 1; done
+	for b in $(BENCHES); do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/figures.py
+
+# README.md and docs/*.md take their figures from bench/results/*.json (marked sections).
+figures: setup
+	$(PY) bench/figures.py
 
 lint: setup
 	$(VENV)/bin/ruff check xferlib flows tests bench
 	$(VENV)/bin/ruff format --check xferlib flows tests bench
+	$(PY) bench/figures.py --check
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache

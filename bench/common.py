@@ -298,3 +298,15 @@ def pair_up(figures: dict[str, list[float]], numerator: str, denominator: str) -
     """The paired-ratio dict of two runs of `interleaved_rounds` (round i with round i)."""
     rows = [[x, y] for x, y in zip(figures[numerator], figures[denominator], strict=True)]
     return paired_result(numerator, denominator, rows)
+
+
+def warn_if_oversubscribed(threads: int) -> None:
+    """Say so when torch runs several threads on a box already busier than its cores: OpenMP
+    barrier waits then made a resnet18 step 10-30x slower here (load 11, 2 threads vs 1)."""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if threads > 1 and load >= cores:
+        print(
+            f"bench: load average {load:.1f} on {cores} cores with {threads} torch threads; "
+            "timings will be noisy and slow, consider --threads 1 (the result records it)",
+            file=sys.stderr,
+        )

@@ -1,24 +1,36 @@
-"""What xfer's MLflow logging costs a training loop, and how long register + promote take.
+"""What MLflow logging costs a training loop, at equal points written; and register + promote time.
 
-A training-like loop (tiny conv classifier, CPU, ~12 ms a step) runs in 50-step chunks, alternately
-without logging and with `Tracker` logging three metrics per step (defaults: window means every 10
-steps, written in the background; a flush after every chunk). Medians per chunk; the tracker's final
-close (waiting for all writes) is charged to it. For reference it also times naive per-step
-`MlflowClient.log_metric` calls (on a fifth of the steps: they are slow). Then it times register_candidate + decide + apply_decision against
-embedded sqlite and a local `mlflow server`.
+A training-like loop (tiny conv classifier, batch 32, 32 px, 1 torch thread, ~12 ms a step) runs
+--steps steps per repetition, three metrics per step (loss, lr, grad_steps), in five ways:
+- "none": no logging (the baseline).
+- "tracker_default": `Tracker` as `xfer train` uses it (log_every=10, flush_every=100): each
+  10-step window becomes one point per metric (its mean), written off-thread: 3 * steps / 10 points.
+- "tracker_every_step": `Tracker(log_every=1)`: every step's value, off-thread: 3 * steps points.
+- "sync_every_step": the same 3 * steps points, written by the loop itself with a synchronous
+  `MlflowClient.log_batch` every 100 steps (the plain way to batch).
+- "sync_window_means": the same points as tracker_default (window means of 10 steps), written
+  by a synchronous `log_batch` every 100 steps.
+Each repetition starts a fresh run (created outside the timing) and its time includes the wait
+until every point is stored (`flush(wait=True)`, or the last synchronous batch). The points
+actually stored are counted from the run afterwards (`points_written`). Method: one warm-up round,
+then --pairs rounds of all five in listed order then reversed (`common.interleaved_rounds`).
+Ratios are steps/s relative to "none" (none seconds / logged seconds, per round), and the
+like-for-like pairs: tracker steps/s / synchronous steps/s at the same points.
+Then register_candidate, and decide + apply_decision (a promotion), timed against embedded sqlite
+and a local `mlflow server` (absolute seconds over --registry-rounds, no ratio).
 
-    .venv/bin/python bench/logging_overhead.py [--steps 300] [--reps 3] [--no-server]
+    .venv/bin/python bench/logging_overhead.py                 # ~3 min on an idle 2-core box
+    .venv/bin/python bench/logging_overhead.py --quick --out /tmp/logging_overhead.json  # ~40 s
 
-Writes bench/results/logging_overhead.json (top-level "ratio" = steps/s with Tracker / without).
+--quick: 100 steps a repetition, one registry round, no server. Writes
+bench/results/logging_overhead.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,22 +39,32 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
+from common import (
+    interleaved_rounds,
+    machine,
+    pair_up,
+    quiet_env,
+    sampling_load,
+    spread,
+    start,
+    write_result,
+)
 
 from xferlib import registry
 from xferlib.config import RegistryParams
 from xferlib.models import Classifier, create_backbone, save_model
 from xferlib.registry import CandidateMetrics, decide_promotion
-from xferlib.registry_client import mlflow_client
+from xferlib.registry_client import metric, mlflow_client
 from xferlib.tracking import Tracker
 
-QUIET = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-}
-OUT = Path(__file__).resolve().parent / "results" / "logging_overhead.json"
+EXPERIMENT = "bench-logging"
+BATCH_EVERY = 100  # steps between synchronous log_batch calls (= the Tracker's flush_every)
+WINDOW = 10  # the Tracker's default log_every
+KEYS = ("loss", "lr", "grad_steps")
+Log = Callable[[int, dict[str, float]], None]
 
 
 class Loop:
@@ -55,9 +77,7 @@ class Loop:
         self.x, self.y = torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))
         self.step = 0
 
-    def run(self, steps: int, log: Callable[[int, dict[str, float]], None] | None) -> float:
-        """Wall seconds for `steps` steps; `log(step, metrics)` is called each step if given."""
-        start = time.perf_counter()
+    def run(self, steps: int, log: Log | None) -> None:
         for _ in range(steps):
             loss = torch.nn.functional.cross_entropy(self.model(self.x), self.y)
             self.opt.zero_grad()
@@ -66,45 +86,106 @@ class Loop:
             if log is not None:
                 log(self.step, {"loss": loss.item(), "lr": 0.01, "grad_steps": float(self.step)})
             self.step += 1
-        return time.perf_counter() - start
 
 
-def bench_logging(uri: str, steps: int, reps: int, chunk: int = 50) -> dict[str, float]:
-    """Plain and tracked chunks alternate (order flipped every round) so load spikes on the
-    shared machine hit both; the tracker's close (waiting for every write) is charged to it."""
-    loop, plain, tracked = Loop(), [], []
-    loop.run(20, None)  # warm-up
-    cpu0 = time.process_time()
-    with Tracker.start(uri, "bench-logging", "tracked") as run:
-        for i in range(reps * steps // chunk):
-            for mode in ("plain", "tracked") if i % 2 == 0 else ("tracked", "plain"):
-                if mode == "plain":
-                    plain.append(loop.run(chunk, None))
-                else:
-                    tracked.append(loop.run(chunk, run.log_metrics))
-                    run.flush()  # the "epoch end" flush, every chunk: the harsh case
-        t0 = time.perf_counter()
-    close_s = time.perf_counter() - t0
-    naive_plain = loop.run(40, None)
-    with Tracker.start(uri, "bench-logging", "naive") as naive_run:
-        client, rid = mlflow_client(uri), naive_run.run_id
+class SyncWriter:
+    """Buffers points and writes them with a synchronous `log_batch` every BATCH_EVERY steps.
 
-        def log_naive(step: int, m: dict[str, float]) -> None:
-            for key, value in m.items():
-                client.log_metric(rid, key, value, step=step)
+    `window=1` keeps every step's value; `window=10` keeps window means, like the Tracker default.
+    """
 
-        naive = loop.run(40, log_naive)  # slow: few steps
-    per_chunk_plain = statistics.median(plain)
-    per_chunk_tracked = statistics.median(tracked) + close_s / len(tracked)
-    return {"steps_per_s_plain": chunk / per_chunk_plain, "steps_per_s_tracker": chunk / per_chunk_tracked,
-            "ratio": per_chunk_plain / per_chunk_tracked, "naive_log_metric_ratio": naive_plain / naive,
-            "step_ms": 1000 * per_chunk_plain / chunk, "close_wait_s": close_s,
-            "tracked_chunks_wall_s_sum": sum(tracked), "plain_chunks_wall_s_sum": sum(plain),
-            "process_cpu_s": time.process_time() - cpu0}  # fmt: skip
+    def __init__(self, uri: str, run_id: str, window: int) -> None:
+        self.client, self.run_id, self.window = mlflow_client(uri), run_id, window
+        self.points: list[Any] = []
+        self.sums: dict[str, float] = {}
+        self.calls = 0
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.calls += 1
+        if self.calls % self.window == 0:
+            now = int(time.time() * 1000)
+            self.points += [metric(k, v / self.window, now, step) for k, v in self.sums.items()]
+            self.sums = {}
+        if self.calls % BATCH_EVERY == 0:
+            self.write()
+
+    def write(self) -> None:
+        if self.points:
+            self.client.log_batch(self.run_id, metrics=self.points)
+            self.points = []
 
 
-def bench_registry(uri: str, root: Path, rounds: int = 3) -> dict[str, float]:
-    """Median seconds of register_candidate, and of decide + apply_decision (a promotion)."""
+class Bench:
+    """One timed repetition per call; remembers each variant's last run to count its points."""
+
+    def __init__(self, uri: str, steps: int) -> None:
+        self.uri, self.steps, self.loop = uri, steps, Loop()
+        self.last_run: dict[str, str] = {}
+        Tracker.start(uri, EXPERIMENT, "warm-db").close()  # sqlite migrations, not timed
+
+    def none(self) -> float:
+        t = time.perf_counter()
+        self.loop.run(self.steps, None)
+        return time.perf_counter() - t
+
+    def tracker(self, name: str, log_every: int) -> float:
+        with Tracker.start(self.uri, EXPERIMENT, name, log_every=log_every) as run:
+            t = time.perf_counter()
+            self.loop.run(self.steps, run.log_metrics)
+            run.flush(wait=True)  # every point stored: charged to the tracker
+            elapsed = time.perf_counter() - t
+        self.last_run[name] = run.run_id
+        return elapsed
+
+    def sync(self, name: str, window: int) -> float:
+        with Tracker.start(self.uri, EXPERIMENT, name) as run:  # only creates and ends the run
+            writer = SyncWriter(self.uri, run.run_id, window)
+            t = time.perf_counter()
+            self.loop.run(self.steps, writer.log)
+            writer.write()
+            elapsed = time.perf_counter() - t
+        self.last_run[name] = run.run_id
+        return elapsed
+
+    def runs(self) -> dict[str, Callable[[], float]]:
+        return {
+            "none": self.none,
+            "tracker_default": lambda: self.tracker("tracker_default", WINDOW),
+            "tracker_every_step": lambda: self.tracker("tracker_every_step", 1),
+            "sync_every_step": lambda: self.sync("sync_every_step", 1),
+            "sync_window_means": lambda: self.sync("sync_window_means", WINDOW),
+        }
+
+    def points_written(self) -> dict[str, int]:
+        client = mlflow_client(self.uri)
+        return {
+            name: sum(len(client.get_metric_history(rid, k)) for k in KEYS)
+            for name, rid in self.last_run.items()
+        }
+
+
+def bench_logging(uri: str, steps: int, pairs: int) -> dict[str, Any]:
+    bench = Bench(uri, steps)
+    secs = interleaved_rounds(bench.runs(), pairs)
+    return {
+        "steps_per_repetition": steps,
+        "seconds": {k: spread(v) for k, v in secs.items()},
+        "step_ms_none": 1000 * spread(secs["none"])["median"] / steps,
+        "points_written": {"none": 0, **bench.points_written()},
+        "steps_per_s_vs_none": {
+            name: pair_up(secs, "none", name) for name in secs if name != "none"
+        },
+        "tracker_vs_sync_same_points": {
+            "every_step": pair_up(secs, "sync_every_step", "tracker_every_step"),
+            "window_means": pair_up(secs, "sync_window_means", "tracker_default"),
+        },
+    }
+
+
+def bench_registry(uri: str, root: Path, rounds: int) -> dict[str, Any]:
+    """Seconds of register_candidate, and of decide + apply_decision (a promotion), per round."""
     name, reg_s, promote_s = f"bench-{os.getpid()}-{int(time.time())}", [], []
     model = Classifier(create_backbone("tiny", pretrained=False), 3)
     for i in range(rounds):
@@ -116,16 +197,11 @@ def bench_registry(uri: str, root: Path, rounds: int = 3) -> dict[str, float]:
         t1 = time.perf_counter()
         champ = registry.champion_version(uri, name)
         old = CandidateMetrics(champ, 0.5, 0.9) if champ else None
-        registry.apply_decision(
-            uri,
-            name,
-            decide_promotion(CandidateMetrics(version, 0.6 + i / 100, 0.9), old, RegistryParams()),
-        )
-        t2 = time.perf_counter()
+        new = CandidateMetrics(version, 0.6 + i / 100, 0.9)
+        registry.apply_decision(uri, name, decide_promotion(new, old, RegistryParams()))
         reg_s.append(t1 - t0)
-        promote_s.append(t2 - t1)
-    return {"register_s": statistics.median(reg_s), "promote_s": statistics.median(promote_s),
-            "register_plus_promote_s": statistics.median(a + b for a, b in zip(reg_s, promote_s, strict=True))}  # fmt: skip
+        promote_s.append(time.perf_counter() - t1)
+    return {"register_s": spread(reg_s), "promote_s": spread(promote_s)}
 
 
 @contextmanager
@@ -137,55 +213,78 @@ def local_server(root: Path) -> Iterator[str]:
     cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port),
            "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
            "--artifacts-destination", str(root / "server-artifacts")]  # fmt: skip
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        cmd, stdout=log, stderr=log, env={**os.environ, **QUIET}, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"mlflow server exited; see {root / 'server.log'}") from None
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        os.killpg(proc.pid, 9)
-        proc.wait()
-        log.close()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(root / "server.log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env, start_new_session=True)
+        try:
+            _wait_healthy(port, proc, root / "server.log")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited; see {log}") from None
+            time.sleep(0.3)
+    raise RuntimeError(f"mlflow server not healthy after 120 s; see {log}")
 
 
 def main() -> None:
+    start()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument(
-        "--no-server", action="store_true", help="skip the registry timing on a local server"
-    )
+    ap.add_argument("--steps", type=int, default=300, help="loop steps per repetition")
+    ap.add_argument("--pairs", type=int, default=5, help="interleaved rounds (>= 5)")
+    ap.add_argument("--registry-rounds", type=int, default=3)
+    ap.add_argument("--no-server", action="store_true", help="skip the local mlflow server")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 100 steps, no server")
+    ap.add_argument("--out", type=Path, default=None, help="write here, not bench/results/")
     args = ap.parse_args()
-    os.environ.update({k: v for k, v in QUIET.items() if k not in os.environ})
+    if args.quick:
+        args.steps, args.registry_rounds, args.no_server = 100, 1, True
+    quiet_env()
     torch.set_num_threads(1)  # a shared 2-core machine: keep the loop on one core
-    with tempfile.TemporaryDirectory(prefix="xfer-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="xfer-bench-") as tmp, sampling_load() as load:
         root = Path(tmp)
         sqlite = f"sqlite:///{root / 'mlflow.db'}"
-        result: dict = {
-            "backend": "embedded sqlite",
-            **bench_logging(sqlite, args.steps, args.reps),
-        }
-        result["steps"], result["reps"], result["torch_threads"] = args.steps, args.reps, 1
-        result["load_average_1m"] = os.getloadavg()[0]  # the machine is shared: context for noise
-        result["registry"] = {"embedded sqlite": bench_registry(sqlite, root / "reg-sqlite")}
+        logged = bench_logging(sqlite, args.steps, args.pairs)
+        reg = {"embedded sqlite": bench_registry(sqlite, root / "reg-sqlite", args.registry_rounds)}
         if not args.no_server:
             with local_server(root) as uri:
-                result["registry"]["server"] = bench_registry(uri, root / "reg-server")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"steps/s with Tracker / without: {result['ratio']:.3f} "
-          f"(naive per-step log_metric: {result['naive_log_metric_ratio']:.3f}); wrote {OUT}")  # fmt: skip
+                reg["local mlflow server"] = bench_registry(
+                    uri, root / "reg-server", args.registry_rounds
+                )
+    result = {
+        "what": "steps/s of a small training loop that logs 3 metrics a step, relative to no "
+        "logging, and the Tracker vs a synchronous log_batch writer at the same points",
+        "method": "one warm-up round, then `pairs` rounds of the five variants in listed order "
+        "then reversed; a fresh MLflow run per repetition (created untimed); a repetition's time "
+        "includes waiting until every point is stored; ratio per round, median, min, max",
+        "variants": {
+            "none": "no logging",
+            "tracker_default": f"Tracker(log_every={WINDOW}, flush_every=100): window means, off-thread",
+            "tracker_every_step": "Tracker(log_every=1, flush_every=100): every value, off-thread",
+            "sync_every_step": f"every value, MlflowClient.log_batch every {BATCH_EVERY} steps in the loop",
+            "sync_window_means": f"{WINDOW}-step window means, log_batch every {BATCH_EVERY} steps in the loop",
+        },  # fmt: skip
+        "backend": "embedded sqlite",
+        "torch_threads": 1,
+        "quick": args.quick,
+        "pairs": args.pairs,
+        **logged,
+        "registry": reg,
+        "registry_rounds": args.registry_rounds,
+        "load_average_1m": load.summary(),
+        "machine": machine(),
+    }
+    write_result("logging_overhead", result, args.out)
 
 
 if __name__ == "__main__":

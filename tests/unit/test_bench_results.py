@@ -51,6 +51,7 @@ def test_result_names_its_bench_script(path: Path) -> None:
     body = json.loads(path.read_text())
     assert body.get("bench") == path.stem, f"{path.name}: 'bench' must be {path.stem!r}"
     assert (ROOT / "bench" / f"{path.stem}.py").exists(), f"no bench/{path.stem}.py writes it"
+    assert not body.get("quick"), f"{path.name} is a smoke run (--quick), not a result"
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)

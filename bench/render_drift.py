@@ -1,0 +1,77 @@
+"""Markdown for the drift-power section of README.md / docs (see bench/figures.py).
+
+Reads only `results["drift_power"]` (bench/results/drift_power.json, written by
+bench/drift_power.py); the same file always gives the same text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from scipy import stats
+
+Results = dict[str, dict[str, Any]]
+
+
+def upper95(alarms: int, trials: int) -> float:
+    """One-sided 95 % Clopper-Pearson upper bound on a rate seen as alarms / trials."""
+    return 1.0 if alarms >= trials else float(stats.beta.ppf(0.95, alarms + 1, trials - alarms))
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _evidently(row: dict[str, Any]) -> str:
+    e = row["evidently"]
+    return "—" if not e["trials"] else f"{_pct(e['alarms'] / e['trials'])} ({e['trials']})"
+
+
+def false_alarms(r: dict[str, Any]) -> str:
+    alpha = r["setup"]["alpha"]
+    lines = [
+        f"| clean window n | xfer false alarms | windows | 95 % upper bound | ≤ alpha {alpha:g}? "
+        "| Evidently preset (windows) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in sorted((x for x in r["rows"] if x["kind"] == "clean"), key=lambda x: x["n"]):
+        up = upper95(row["alarms"], row["trials"])
+        verdict = "yes" if row["rate"] <= alpha else "**no**"
+        lines.append(
+            f"| {row['n']} | {_pct(row['rate'])} ({row['alarms']}) | {row['trials']} | {_pct(up)} "
+            f"| {verdict} | {_evidently(row)} |"
+        )
+    return "\n".join(lines)
+
+
+def detection(r: dict[str, Any]) -> str:
+    shifted = [x for x in r["rows"] if x["kind"] != "clean"]
+    sizes = sorted({x["n"] for x in shifted})
+    head = "| shift | severity | " + " | ".join(f"xfer n={n}" for n in sizes)
+    lines = [head + " | trials | Evidently (largest n) |", "|---|---|" + "---|" * (len(sizes) + 2)]
+    cells = sorted({(x["kind"], x["severity"]) for x in shifted})
+    for kind, sev in cells:
+        rows = {x["n"]: x for x in shifted if (x["kind"], x["severity"]) == (kind, sev)}
+        rates = " | ".join(_pct(rows[n]["rate"]) if n in rows else "—" for n in sizes)
+        trials = sorted({x["trials"] for x in rows.values()})
+        lines.append(
+            f"| {kind} | {sev} | {rates} | {', '.join(map(str, trials))} "
+            f"| {_evidently(rows[max(rows)])} |"
+        )
+    return "\n".join(lines)
+
+
+def drift_power(results: Results) -> str:
+    r = results["drift_power"]
+    s = r["setup"]
+    p = r["provenance"]
+    note = (
+        f"alpha {s['alpha']:g}, {s['permutations']} permutations, a fresh reference of "
+        f"{s['reference_size']} rows per trial; commit `{p['commit'][:7]}`, "
+        f"{p['finished_utc'][:10]}{' (quick smoke run)' if r.get('quick') else ''}."
+    )
+    return "\n\n".join([false_alarms(r), detection(r), note])
+
+
+RENDERERS: dict[str, Callable[[Results], str]] = {"drift_power": drift_power}
