@@ -31,7 +31,7 @@ def _evidently(row: dict[str, Any]) -> str:
 def false_alarms(r: dict[str, Any]) -> str:
     alpha = r["setup"]["alpha"]
     lines = [
-        f"| clean window n | xfer false alarms | windows | 95 % upper bound | ≤ alpha {alpha:g}? "
+        f"| clean window n | xfer false alarms | windows | 95 % upper bound | rate ≤ alpha {alpha:g} "
         "| Evidently preset (windows) |",
         "|---|---|---|---|---|---|",
     ]

@@ -97,6 +97,8 @@ def transfer_table(results: Results) -> str:
         f"with early stopping (the longest fine-tuning cell takes {b['longest_fine_tune_steps']}). "
         "Best pretrained minus scratch: " + "; ".join(gaps) + ".",
     ]
+    if not r.get("complete", True):
+        lines.append("**Partial run**: the cells marked *not run* did not finish; the rest are final.")
     return "\n".join(lines)
 
 

@@ -260,6 +260,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument(
         "--feature-cache", type=Path, default=Path(tempfile.gettempdir()) / "xfer-bench-features"
     )
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, not a result")
     args = ap.parse_args()
@@ -276,6 +277,9 @@ def main() -> None:
     common.quiet_env()
     common.start()
     args = parse()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    common.warn_if_oversubscribed(torch.get_num_threads())
     train_all = fashion_imageset("train")
     test = fashion_imageset("test", args.test_limit)
     pool, val = split_pool(train_all, 2 if args.quick else VAL_PER_CLASS)
@@ -283,21 +287,37 @@ def main() -> None:
         selection = select(pool, val, args)
         args.freeze_bn, args.scratch_lr = selection["freeze_bn_stats"], selection["scratch_lr"]
         print(f"selection: {selection}", flush=True)
-        rows = []
-        for per_class in args.labels:
-            for strategy in args.strategies:
-                rows.append(run_cell(strategy, per_class, pool, val, test, args))
-                r = rows[-1]
-                print(
-                    f"{strategy:>16} {per_class:>4}/class  {r['accuracy_mean']:.4f}  ({r['seeds']} seeds, {r['seconds']:.0f} s)",
-                    flush=True,
-                )
+        rows: list[dict[str, Any]] = []
+        cells = [(p, s) for p in args.labels for s in args.strategies]
+        for per_class, strategy in cells:
+            rows.append(run_cell(strategy, per_class, pool, val, test, args))
+            r = rows[-1]
+            print(
+                f"{strategy:>16} {per_class:>4}/class  {r['accuracy_mean']:.4f}  ({r['seeds']} seeds, {r['seconds']:.0f} s)",
+                flush=True,
+            )
+            # every finished cell is written at once: an interrupted run keeps what it measured
+            write(args, test, val, selection, rows, load, complete=len(rows) == len(cells))
+
+
+def write(
+    args: argparse.Namespace,
+    test: ImageSet,
+    val: ImageSet,
+    selection: dict[str, Any],
+    rows: list[dict[str, Any]],
+    load: common.LoadSampler,
+    complete: bool,
+) -> None:
     common.write_result("transfer", {
         "what": "Fashion-MNIST test accuracy after training on N labelled images per class",
         "method": __doc__.split("Protocol")[1].split("    .venv")[0].strip(),
+        "quick": args.quick,
+        "complete": complete,
         "config": {
             "backbone": args.backbone, "image_size": args.image_size,
             "test_images": len(test), "validation_images": len(val),
+            "labels_per_class": args.labels, "strategies": args.strategies,
             "seeds_requested": args.seeds, "max_cell_seconds": args.max_cell_seconds,
             "example_params": asdict(cell_params("full", 500, 0, args)),
             "threads": torch.get_num_threads(),

@@ -8,6 +8,7 @@ and out-of-range values at load time with a message that lists what is valid.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -24,6 +25,9 @@ class ConfigError(ValueError):
 Strategy = Literal["scratch", "linear_probe", "full", "gradual_unfreeze", "lp_ft"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
+# The drift verdict splits alpha over at most this many test families (embedding MMD, predicted
+# class chi-square, confidence KS, image-property KS: see xferlib/drift/check.py).
+MAX_TEST_FAMILIES = 4
 
 
 @dataclass(frozen=True)
@@ -105,15 +109,20 @@ class FinetuneParams:
 class RegistryParams:
     model_name: str = "xfer-classifier"
     primary_metric: Literal["accuracy", "macro_f1"] = "accuracy"
-    min_improvement: float = 0.0  # challenger must beat champion on the new data by this much
+    # challenger must beat champion on the new data by this much; a gain <= 0 never promotes, so a
+    # tie (the same images, the same score) keeps the champion whatever this is set to
+    min_improvement: float = 0.01
     max_forgetting: float = 0.01  # and may lose at most this much on the original ID holdout
+    # floor on the holdout metric: what guards the first version, which has no champion to beat
+    min_accuracy: float = 0.5
     # also log an `mlflow.pytorch` model (torch.export, uint8 images in -> logits out) for
     # `mlflow models serve`; xfer itself loads the verified state_dict under xfer_model/
     pytorch_flavor: bool = True
 
     def check(self) -> None:
-        _range("registry.min_improvement", self.min_improvement, -1.0, 1.0)
+        _range("registry.min_improvement", self.min_improvement, 0.0, 1.0)
         _range("registry.max_forgetting", self.max_forgetting, 0.0, 1.0)
+        _range("registry.min_accuracy", self.min_accuracy, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -134,9 +143,20 @@ class DriftParams:
         _range("drift.min_window", self.min_window, 2, 10_000_000)
         _range("drift.pca_components", self.pca_components, 1, 4096)
         _range("drift.permutations", self.permutations, 19, 100_000)
+        self._check_permutations_reach_alpha()
         _range("drift.consecutive_windows", self.consecutive_windows, 1, 1000)
         _range("drift.cooldown_minutes", self.cooldown_minutes, 0.0, 1e6)
         _range("drift.reference_size", self.reference_size, 10, 10_000_000)
+
+    def _check_permutations_reach_alpha(self) -> None:
+        """A permutation p-value is at least 1/(B+1); above a test's share of alpha it never rejects."""
+        share = self.alpha / MAX_TEST_FAMILIES
+        if 1.0 / (self.permutations + 1) > share:
+            least = math.ceil(MAX_TEST_FAMILIES / self.alpha - 1e-9) - 1
+            raise ConfigError(
+                f"drift.permutations={self.permutations} cannot reach alpha/F={share:g} "
+                f"(alpha {self.alpha:g} over {MAX_TEST_FAMILIES} test families): use at least {least}"
+            )
 
 
 @dataclass(frozen=True)

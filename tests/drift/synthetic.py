@@ -9,9 +9,18 @@ import torch.nn.functional as F
 
 
 def window(
-    n: int, rng: np.random.Generator, *, k: int = 16, shift: str | None = None, amount: float = 1.0
+    n: int,
+    rng: np.random.Generator,
+    *,
+    k: int = 16,
+    shift: str | None = None,
+    amount: float = 1.0,
+    sizes: tuple[int, ...] = (28,),
 ) -> pd.DataFrame:
-    """One window; `shift` moves one aspect: "embedding", "pred", "brightness" or "confidence"."""
+    """One window; `shift` moves one aspect: "embedding", "pred", "brightness" or "confidence".
+
+    `sizes`: the stored image sides width and height are drawn from (heavily tied columns, as
+    real uploads are: a few camera resolutions)."""
     emb = rng.normal(0.0, 1.0, (n, k)) * np.linspace(3.0, 0.3, k)  # PCA-like decaying variances
     logits = rng.normal(0.0, 1.0, (n, 10))
     if shift == "embedding":
@@ -28,10 +37,10 @@ def window(
         brightness=brightness,
         contrast=rng.gamma(4.0, 0.05, n),
         sharpness=rng.lognormal(5.0, 1.0, n),
-        width=np.full(n, 28),
-        height=np.full(n, 28),
-        aspect=np.ones(n),
+        width=rng.choice(sizes, n),
+        height=rng.choice(sizes, n),
     )
+    cols["aspect"] = cols["width"] / cols["height"]
     return pd.DataFrame(cols)
 
 

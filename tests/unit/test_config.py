@@ -88,3 +88,29 @@ def test_invalid_yaml_is_one_line(tmp_path: Path) -> None:
 
 def test_yaml_round_trip_of_defaults() -> None:
     assert params_from_dict(yaml.safe_load(yaml.safe_dump(Params().to_dict()))) == Params()
+
+
+def test_permutations_too_few_for_alpha_over_the_test_families_names_the_minimum() -> None:
+    with pytest.raises(ConfigError) as err:
+        params_from_dict({"drift": {"alpha": 0.01, "permutations": 200}})
+    assert str(err.value) == (
+        "drift.permutations=200 cannot reach alpha/F=0.0025 (alpha 0.01 over 4 test families): "
+        "use at least 399"
+    )
+    assert (
+        params_from_dict({"drift": {"alpha": 0.01, "permutations": 399}}).drift.permutations == 399
+    )
+
+
+def test_gate_defaults_reject_ties_and_floor_a_first_version() -> None:
+    reg = Params().registry
+    assert reg.min_improvement == 0.01 and reg.min_accuracy == 0.5
+    assert load_params(ROOT / "params.yaml").registry == reg
+
+
+@pytest.mark.parametrize(
+    ("key", "bad"), [("min_accuracy", 1.5), ("min_accuracy", -0.1), ("min_improvement", -0.01)]
+)
+def test_gate_thresholds_are_validated(key: str, bad: float) -> None:
+    with pytest.raises(ConfigError, match=rf"registry\.{key}={bad!r} is out of range"):
+        params_from_dict({"registry": {key: bad}})

@@ -16,9 +16,49 @@ CHAMP = CandidateMetrics("1", new_metric=0.70, holdout_metric=0.90)
 
 
 def test_gate_promotes_the_first_version_when_there_is_no_champion() -> None:
-    d = decide_promotion(CandidateMetrics("1", 0.1, 0.1), None, CFG)
+    d = decide_promotion(CandidateMetrics("1", 0.8, 0.8), None, CFG)
     assert d.action == "promote"
     assert d.champion is None and "no champion" in d.reasons[0]
+
+
+def test_gate_rejects_a_first_version_below_min_accuracy() -> None:
+    d = decide_promotion(CandidateMetrics("1", 0.9, 0.42), None, RegistryParams())
+    assert d.action == "reject"
+    assert "0.4200" in d.reasons[-1] and "min_accuracy 0.5000" in d.reasons[-1]
+
+
+def test_gate_rejects_any_version_below_min_accuracy_even_if_it_beats_the_champion() -> None:
+    weak = CandidateMetrics("1", 0.30, 0.40)
+    d = decide_promotion(CandidateMetrics("2", 0.45, 0.45), weak, RegistryParams())
+    assert d.action == "reject" and "below the floor" in d.reasons[-1]
+
+
+def test_first_version_without_new_data_is_judged_on_the_holdout_and_says_so() -> None:
+    d = decide_promotion(CandidateMetrics("1", None, 0.8), None, RegistryParams())
+    assert d.action == "promote"
+    assert any("no separate new data" in r for r in d.reasons)
+    assert not any(r.startswith("new data") for r in d.reasons)
+
+
+def test_retrain_without_new_data_compares_once_on_the_holdout() -> None:
+    champ = CandidateMetrics("1", None, 0.80)
+    better = decide_promotion(CandidateMetrics("2", None, 0.82), champ, RegistryParams())
+    same = decide_promotion(CandidateMetrics("2", None, 0.80), champ, RegistryParams())
+    assert better.action == "promote" and same.action == "reject"
+    assert len(better.reasons) == 2 and "no separate new data" in better.reasons[0]
+    assert better.reasons[1].startswith("holdout: v2 0.8200 vs v1 0.8000")
+
+
+def test_gate_rejects_a_tie() -> None:
+    d = decide_promotion(CandidateMetrics("2", 0.70, 0.90), CHAMP, RegistryParams())
+    assert d.action == "reject" and d.reasons[0].endswith("a tie")
+
+
+def test_default_gate_needs_a_gain_of_one_point() -> None:
+    assert RegistryParams().min_improvement == 0.01 and RegistryParams().min_accuracy == 0.5
+    cfg = RegistryParams()
+    assert decide_promotion(CandidateMetrics("2", 0.705, 0.90), CHAMP, cfg).action == "reject"
+    assert decide_promotion(CandidateMetrics("2", 0.71, 0.90), CHAMP, cfg).action == "promote"
 
 
 def test_gate_promotes_a_challenger_better_on_new_data_that_keeps_the_holdout() -> None:
@@ -52,10 +92,11 @@ def test_gate_boundaries_are_inclusive_despite_float_noise() -> None:
     assert d.action == "promote"
 
 
-def test_gate_with_zero_min_improvement_promotes_a_tie_but_not_a_loss() -> None:
+def test_gate_with_zero_min_improvement_still_rejects_a_tie_and_a_loss() -> None:
     cfg = RegistryParams(min_improvement=0.0, max_forgetting=0.0)
-    assert decide_promotion(CandidateMetrics("2", 0.70, 0.90), CHAMP, cfg).action == "promote"
-    assert decide_promotion(CandidateMetrics("2", 0.70, 0.8999), CHAMP, cfg).action == "reject"
+    assert decide_promotion(CandidateMetrics("2", 0.70, 0.90), CHAMP, cfg).action == "reject"
+    assert decide_promotion(CandidateMetrics("2", 0.69, 0.90), CHAMP, cfg).action == "reject"
+    assert decide_promotion(CandidateMetrics("2", 0.701, 0.90), CHAMP, cfg).action == "promote"
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
@@ -68,7 +109,7 @@ def test_decision_serialises_to_json_with_both_versions() -> None:
     out = json.loads(json.dumps(d.to_dict()))
     assert out["action"] == "promote"
     assert out["challenger"]["version"] == "2" and out["champion"]["version"] == "1"
-    assert out["max_forgetting"] == 0.01
+    assert out["max_forgetting"] == 0.01 and out["min_accuracy"] == 0.5
 
 
 def test_importing_the_gate_does_not_import_mlflow() -> None:

@@ -72,20 +72,25 @@ def register_and_gate(
     model: Any,
     classes: list[str],
     *,
-    new: ImageSet,
+    new: ImageSet | None,
     holdout: ImageSet,
     model_dir: Path,
     reference_images: ImageSet,
     lineage: dict[str, str],
 ) -> dict[str, Any]:
-    """Log evaluation + model, register a challenger, compare with the champion, apply the decision."""
+    """Log evaluation + model, register a challenger, compare with the champion, apply the decision.
+
+    `new=None` (a first train, a retrain without feedback): no data separate from the holdout, so
+    the gate judges the version on the holdout alone and its reasons say so.
+    """
     from xferlib import registry
     from xferlib.stages import monitor
 
     p, uri = ctx.params, ctx.wd.mlflow_uri
     metric = p.registry.primary_metric
     eval_dir = model_dir / "eval"
-    ours = evaluate_on(model, classes, {"new": new, "holdout": holdout}, eval_dir)
+    sets = {"holdout": holdout} if new is None else {"new": new, "holdout": holdout}
+    ours = evaluate_on(model, classes, sets, eval_dir)
     run.log_metrics(
         10_000,
         {
@@ -104,15 +109,9 @@ def register_and_gate(
     champ_metrics = None
     if champ is not None and str(champ) != str(version):
         champ_model = registry.load_predictor(f"models:/{name}/{champ}", uri).model
-        theirs = evaluate_on(
-            champ_model, classes, {"new": new, "holdout": holdout}, eval_dir / "champion"
-        )
-        champ_metrics = registry.CandidateMetrics(
-            str(champ), getattr(theirs["new"], metric), getattr(theirs["holdout"], metric)
-        )
-    challenger = registry.CandidateMetrics(
-        str(version), getattr(ours["new"], metric), getattr(ours["holdout"], metric)
-    )
+        theirs = evaluate_on(champ_model, classes, sets, eval_dir / "champion")
+        champ_metrics = _candidate(str(champ), theirs, metric)
+    challenger = _candidate(str(version), ours, metric)
     ref_dir = monitor.build_reference(ctx, model, reference_images, name, str(version))
     run.log_artifact(ref_dir, "reference")
     decision = registry.decide_promotion(challenger, champ_metrics, p.registry)
@@ -131,6 +130,13 @@ def register_and_gate(
     }
     write_json(model_dir / "gate.json", out)
     return out
+
+
+def _candidate(version: str, results: dict[str, Any], metric: str) -> Any:
+    from xferlib.registry import CandidateMetrics
+
+    new = getattr(results["new"], metric) if "new" in results else None
+    return CandidateMetrics(version, new, getattr(results["holdout"], metric))
 
 
 def _alert(ctx: Context, decision: Any, name: str, version: str, run: Any) -> None:

@@ -139,7 +139,7 @@ def train(
             run,
             model,
             classes,
-            new=holdout,
+            new=None,  # a first train has no data apart from its holdout: judged on it alone
             holdout=holdout,
             model_dir=ctx.wd.model_dir,
             reference_images=ImageSet.concat([val_set, holdout]),
@@ -188,6 +188,7 @@ def retrain(
         raise ValueError(
             f"feedback {feedback} holds no valid labelled image; see {ctx.wd.quarantine}"
         )
+    check_feedback_disjoint(ctx, name)  # before any feedback image is trained on or scored
     fb_dir = ctx.wd.root / "prepared-feedback" / name
     _prepare_feedback(ctx, name, fb_dir, make_splits)
     fb_train, fb_val, fb_test = (
@@ -272,6 +273,30 @@ def _check_feedback_classes(ctx: Context, feedback: Path) -> None:
         raise ValueError(
             f"feedback classes {unknown} are not classes of the champion {sorted(labels)}; "
             "rename or remove those folders"
+        )
+
+
+def check_feedback_disjoint(ctx: Context, dataset: str) -> None:
+    """Refuse feedback sharing an image with the ID holdout (the test split the gate scores).
+
+    Identity is the content sha256 that ingest gives every image (`xferlib.data.validate`: the
+    hash of the normalised pixels), so a renamed or re-encoded copy is caught too. A holdout image
+    in the feedback would be trained on and then credited to the challenger on the holdout.
+    """
+    from xferlib.data.shards import read_manifest
+
+    feedback = read_manifest(ctx.wd.dataset(dataset))
+    splits = pd.read_parquet(ctx.wd.prepared / "splits.parquet")
+    holdout = set(splits.loc[splits["split"] == "test", "sha256"])
+    overlap = feedback[feedback["sha256"].isin(holdout)].drop_duplicates("sha256")
+    if len(overlap):
+        ids = [
+            f"{Path(str(p)).name} (sha256 {h[:12]})"
+            for p, h in zip(overlap["path"], overlap["sha256"], strict=True)
+        ]
+        raise ValueError(
+            f"{len(overlap)} feedback image(s) of {dataset} are also in the ID holdout (test split), "
+            f"e.g. {', '.join(ids[:3])}; remove them from the feedback folder and retrain"
         )
 
 
