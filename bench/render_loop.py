@@ -64,6 +64,8 @@ def _cell(row: dict[str, Any] | None) -> str:
     acc = f"{row['accuracy_mean']:.3f}"
     if row["accuracy_std"] is not None:
         acc += f" ± {row['accuracy_std']:.3f}"
+    if row["strategy"] == "scratch" and not all(r["stopped_early"] for r in row["runs"]):
+        acc += " (budget reached)"
     return acc if row["seeds"] == 3 else f"{acc} ({row['seeds']} seed)"
 
 
@@ -98,7 +100,9 @@ def transfer_table(results: Results) -> str:
         "Best pretrained minus scratch: " + "; ".join(gaps) + ".",
     ]
     if not r.get("complete", True):
-        lines.append("**Partial run**: the cells marked *not run* did not finish; the rest are final.")
+        lines.append(
+            "**Partial run**: the cells marked *not run* did not finish; the rest are final."
+        )
     return "\n".join(lines)
 
 

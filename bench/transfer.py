@@ -260,12 +260,13 @@ def parse() -> argparse.Namespace:
     ap.add_argument(
         "--feature-cache", type=Path, default=Path(tempfile.gettempdir()) / "xfer-bench-features"
     )
+    ap.add_argument("--scratch-steps", type=int, default=SCRATCH_STEPS, help="scratch budget")
+    ap.add_argument("--select-scratch-steps", type=int, default=500, help="per LR on validation")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, not a result")
     args = ap.parse_args()
     args.epochs, args.test_limit, args.select_per_class = None, None, 50
-    args.scratch_steps, args.select_scratch_steps = SCRATCH_STEPS, 500
     args.freeze_bn, args.scratch_lr = True, SCRATCH_LRS[0]  # replaced by the selection
     if args.quick:
         args.labels, args.seeds, args.epochs, args.test_limit = [2], 1, 1, 200
