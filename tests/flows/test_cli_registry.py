@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.flows.conftest import make_workdir, write_feedback, write_window
+from tests.flows.conftest import assert_default_gate, make_workdir, write_feedback, write_window
 from xferlib.stages.context import Context
 
 BIN = Path(sys.executable).parent
@@ -35,7 +35,10 @@ def test_history_lineage_rollback_and_predict_through_the_cli(tmp_path: Path, fa
     v2 = training.retrain(
         wd, fb, drift_report="report-123", flow_run_id="flow-run-456", feedback_id="t"
     )
-    assert v2["decision"]["action"] == "promote"  # max_forgetting is 1.0 in the tiny params
+    # earned under the default gate: the feedback teaches the inverted domain and the full replay
+    # of the old training set keeps the old holdout
+    assert v2["decision"]["action"] == "promote", v2["decision"]["reasons"]
+    assert v2["accuracy"]["new"] > v2["champion_accuracy"]["new"]
 
     lineage = xfer("lineage", f"models:/{name}/{v2['version']}", "--workdir", str(wd))
     assert lineage["parent_version"] == "1"
@@ -57,3 +60,4 @@ def test_history_lineage_rollback_and_predict_through_the_cli(tmp_path: Path, fa
     pred = xfer("predict", "--model", f"models:/{name}@champion", str(img), "--workdir", str(wd))
     assert pred["version"] == "1" and len(pred["predictions"]) == 1
     assert 0.0 < pred["predictions"][0]["probability"] <= 1.0
+    assert_default_gate(wd)  # v2's promotion above was earned under the shipped gate

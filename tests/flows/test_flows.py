@@ -1,5 +1,6 @@
 """Orchestration under Prefect's real local API: drift -> event -> exactly one retrain run,
-coalescing, the gate rejecting a worse challenger, alerts to a real webhook receiver."""
+coalescing, the default gate rejecting a worse challenger and one that forgets, alerts to a real
+webhook receiver."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.flows.conftest import make_workdir, write_feedback, write_window
+from tests.flows.conftest import assert_default_gate, make_workdir, write_feedback, write_window
 from xferlib.alerts import read_alerts
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "mlflow_store")
@@ -84,9 +85,7 @@ def test_retrain_with_a_worse_challenger_is_rejected_and_the_champion_stays(
     from xferlib.stages.context import Context
 
     x, y = fashion
-    wd = make_workdir(
-        tmp_path / "wd", fashion, {"registry": {"max_forgetting": 0.0, "min_improvement": 0.05}}
-    )
+    wd = make_workdir(tmp_path / "wd", fashion)
     ctx = Context.load(wd)
     before = champion_version(ctx.wd.mlflow_uri, ctx.params.registry.model_name)
     fb = write_feedback(tmp_path / "fb", x[2000:2300], y[2000:2300], "invert", shuffle_labels=True)
@@ -95,6 +94,7 @@ def test_retrain_with_a_worse_challenger_is_rejected_and_the_champion_stays(
     assert champion_version(ctx.wd.mlflow_uri, ctx.params.registry.model_name) == before
     kinds = [a["kind"] for a in read_alerts(wd / "alerts.jsonl")]
     assert {"retrain_started", "rejected", "retrain_finished"} <= set(kinds)
+    assert_default_gate(wd)
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -144,3 +144,47 @@ def test_a_real_webhook_receives_the_drift_alert_and_a_500_does_not_fail_the_flo
     last = [a for a in read_alerts(wd / "alerts.jsonl") if a["kind"] == "drift_detected"][-1]
     assert last["webhook"] == "failed"
     assert "SECRET" not in (wd / "alerts.jsonl").read_text()
+
+
+def test_gate_rejects_a_challenger_that_forgets_the_old_holdout_and_alerts(
+    tmp_path: Path, fashion, receiver: type[_Receiver]
+) -> None:
+    """Fitted on the shifted feedback alone (no replay), the challenger learns the new domain and
+    forgets the old one: the default gate must say no, for the forgetting.
+
+    A head-only retrain: the tiny net fine-tuned in full without replay forgets so much (0.67 ->
+    0.29 on the old holdout) that the min_accuracy floor rejects it first; retraining the head
+    alone forgets ~6 points and stays above the floor, so here max_forgetting alone must catch it.
+    """
+    from flows.pipeline import retrain_flow
+    from xferlib.registry import champion_version
+    from xferlib.stages.context import Context
+
+    x, y = fashion
+    forgetful = {"retrain": {"strategy": "linear_probe", "epochs": 6, "replay_size": 0}}
+    wd = make_workdir(tmp_path / "wd", fashion, forgetful)
+    ctx = Context.load(wd)
+    before = champion_version(ctx.wd.mlflow_uri, ctx.params.registry.model_name)
+    fb = write_feedback(tmp_path / "fb", x[2000:2300], y[2000:2300], "invert")
+    result = retrain_flow(str(wd), str(fb), report_id="manual", window_id="forgetful")
+
+    decision = result["decision"]
+    assert decision["action"] == "reject", decision["reasons"]
+    assert result["accuracy"]["new"] > result["champion_accuracy"]["new"]  # it did learn the shift
+    gate = ctx.params.registry
+    assert (
+        result["champion_accuracy"]["holdout"] - result["accuracy"]["holdout"] > gate.max_forgetting
+    )
+    assert result["accuracy"]["holdout"] >= gate.min_accuracy  # the floor is not what rejects it
+    (reason,) = [r for r in decision["reasons"] if "forgetting" in r]
+    assert reason.startswith("old holdout") and reason.endswith("too much"), reason
+    after = champion_version(ctx.wd.mlflow_uri, ctx.params.registry.model_name)
+    assert str(after) == str(before) == "1"
+    rejected = [a for a in read_alerts(wd / "alerts.jsonl") if a["kind"] == "rejected"]
+    assert len(rejected) == 1 and rejected[0]["model_version"] == result["version"]
+    assert rejected[0]["webhook"] == "sent", rejected[0]
+    assert any(
+        "rejected" in json.dumps(body) and "too much" in json.dumps(body)
+        for body in receiver.bodies
+    )
+    assert_default_gate(wd)

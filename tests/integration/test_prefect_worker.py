@@ -22,7 +22,7 @@ from uuid import UUID
 import pytest
 
 from flows.server import QUIET_ENV, Services
-from tests.flows.conftest import make_workdir, write_window
+from tests.flows.conftest import SOURCE_IMAGES, make_workdir, write_window
 from xferlib.data.fashion import load_fashion_mnist
 from xferlib.monitoring import read_window
 
@@ -105,14 +105,14 @@ def test_score_deployment_runs_on_a_process_worker_to_completion(
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    x, y = load_fashion_mnist(split="train", limit=400 + WINDOW_ROWS)
+    x, y = load_fashion_mnist(split="train", limit=SOURCE_IMAGES + WINDOW_ROWS)
     mlflow_uri = f"sqlite:///{tmp_path / 'mlflow-store' / 'mlflow.db'}"
     (tmp_path / "mlflow-store").mkdir()
     with monkeypatch.context() as mp:  # the champion goes into the shared store, then env is clean
         mp.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
-        wd = make_workdir(tmp_path / "wd", (x[:400], y[:400]))
+        wd = make_workdir(tmp_path / "wd", (x[:SOURCE_IMAGES], y[:SOURCE_IMAGES]))
     assert "MLFLOW_TRACKING_URI" not in os.environ
-    window = write_window(tmp_path / "window", x[400 : 400 + WINDOW_ROWS])
+    window = write_window(tmp_path / "window", x[SOURCE_IMAGES : SOURCE_IMAGES + WINDOW_ROWS])
     window_id = "worker-window"
     assert len(read_window(wd / "monitoring", window_id)) == 0  # nothing scored yet
 

@@ -18,7 +18,7 @@ from xferlib.registry import CandidateMetrics, decide_promotion
 from xferlib.registry_client import mlflow_client
 
 pytestmark = pytest.mark.integration
-CFG = RegistryParams(min_improvement=0.0, max_forgetting=0.01)
+CFG = RegistryParams()  # the shipped gate: min_improvement 0.01, max_forgetting 0.01, floor 0.5
 CLASSES = ["cat", "dog", "bird"]  # what the conftest logged_run saves
 LoggedRun = Callable[..., str]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from scipy.stats import binom
 
 from tests.reliability.conftest import XFER, clean_env
 from tests.reliability.helpers import rss_mb, window
@@ -44,8 +45,12 @@ def test_the_monitor_path_over_100_windows_keeps_memory_flat_and_verdicts_consis
         rss.append(rss_mb())
     clean = [s for sh, s in verdicts if not sh]
     drifted = [s for sh, s in verdicts if sh]
-    false_alarms = sum(s == "drift" for s in clean) / len(clean)
-    assert false_alarms <= 0.15, f"{false_alarms:.0%} of clean windows alarmed"
+    # 75 windows cannot tell alpha from 2 x alpha (tests/drift/test_false_alarms.py does, on 1,000
+    # windows); here only a gross failure under load is caught: more alarms than Binomial(75,
+    # alpha) gives with probability 0.001
+    alarms = sum(s == "drift" for s in clean)
+    bound = int(binom.ppf(0.999, len(clean), 0.05))
+    assert alarms <= bound, f"{alarms} of {len(clean)} clean windows alarmed (bound {bound})"
     assert all(s == "drift" for s in drifted), drifted
     growth = statistics.median(rss[-20:]) - statistics.median(rss[:20])
     print(

@@ -145,6 +145,7 @@ def run_loop(root: Path, cfg: DemoConfig, orch: Orchestrator, progress: Progress
                     "window": wid,
                     "version": r["version"],
                     "decision": r["decision"]["action"],
+                    "reasons": r["decision"]["reasons"],  # the gate's figures, for the record
                     "flow_run_id": r.get("flow_run_id", ""),
                 }
             )
