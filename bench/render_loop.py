@@ -69,7 +69,13 @@ def _cell(row: dict[str, Any] | None) -> str:
     return acc if row["seeds"] == 3 else f"{acc} ({row['seeds']} seed)"
 
 
+def _missing(name: str) -> str:
+    return f"*No result file: `bench/results/{name}.json` has not been regenerated with provenance yet (`python bench/{name}.py`).*"
+
+
 def transfer_table(results: Results) -> str:
+    if "transfer" not in results:
+        return _missing("transfer")
     r = results["transfer"]
     rows = {(x["strategy"], x["labels_per_class"]): x for x in r["rows"]}
     labels = sorted({p for _, p in rows})
@@ -107,6 +113,8 @@ def transfer_table(results: Results) -> str:
 
 
 def transfer_selection(results: Results) -> str:
+    if "transfer" not in results:
+        return _missing("transfer")
     sel = results["transfer"]["selection"]
     bn = sel["freeze_bn_stats_val_accuracy"]
     strategies = list(bn["true"])
