@@ -310,3 +310,15 @@ def warn_if_oversubscribed(threads: int) -> None:
             "timings will be noisy and slow, consider --threads 1 (the result records it)",
             file=sys.stderr,
         )
+
+
+def set_torch_threads(threads: int | None, quick: bool = False) -> None:
+    """`--threads` for torch (1 in a smoke run: on a busy box 2 threads can make a step 10-30x
+    slower), with a warning when the machine is already busier than its cores."""
+    import torch
+
+    if quick and threads is None:
+        threads = 1
+    if threads:
+        torch.set_num_threads(threads)
+    warn_if_oversubscribed(torch.get_num_threads())

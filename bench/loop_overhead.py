@@ -44,9 +44,9 @@ from common import (
     pair_up,
     quiet_env,
     sampling_load,
+    set_torch_threads,
     spread,
     start,
-    warn_if_oversubscribed,
     write_result,
 )
 
@@ -169,11 +169,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=None, help="write here, not bench/results/")
     args = ap.parse_args()
-    if args.quick and args.threads is None:
-        args.threads = 1  # a smoke run on a busy box: 2 threads can make a step 10-30x slower
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    warn_if_oversubscribed(torch.get_num_threads())
+    set_torch_threads(args.threads, args.quick)
     if args.quick:
         args.backbone, args.images, args.val, args.image_size = "tiny", 96, 64, 32
     quiet_env()

@@ -33,9 +33,9 @@ from common import (
     machine,
     pair_up,
     sampling_load,
+    set_torch_threads,
     spread,
     start,
-    warn_if_oversubscribed,
     write_result,
 )
 
@@ -124,11 +124,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=None, help="write here, not bench/results/")
     args = ap.parse_args()
-    if args.quick and args.threads is None:
-        args.threads = 1  # a smoke run on a busy box: 2 threads can make a step 10-30x slower
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    warn_if_oversubscribed(torch.get_num_threads())
+    set_torch_threads(args.threads, args.quick)
     if args.quick:
         args.backbones, args.image_size, args.batch_size, args.steps = ["resnet18"], 32, 8, 1
     with sampling_load() as load:

@@ -278,9 +278,7 @@ def main() -> None:
     common.quiet_env()
     common.start()
     args = parse()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    common.warn_if_oversubscribed(torch.get_num_threads())
+    common.set_torch_threads(args.threads)
     train_all = fashion_imageset("train")
     test = fashion_imageset("test", args.test_limit)
     pool, val = split_pool(train_all, 2 if args.quick else VAL_PER_CLASS)
