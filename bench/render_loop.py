@@ -64,13 +64,17 @@ def _cell(row: dict[str, Any] | None) -> str:
     acc = f"{row['accuracy_mean']:.3f}"
     if row["accuracy_std"] is not None:
         acc += f" ± {row['accuracy_std']:.3f}"
+    notes = [] if row["seeds"] == 3 else [f"{row['seeds']} seed"]
     if row["strategy"] == "scratch" and not all(r["stopped_early"] for r in row["runs"]):
-        acc += " (budget reached)"
-    return acc if row["seeds"] == 3 else f"{acc} ({row['seeds']} seed)"
+        notes.append("budget reached")
+    return f"{acc} ({'; '.join(notes)})" if notes else acc
 
 
 def _missing(name: str) -> str:
-    return f"*No result file: `bench/results/{name}.json` has not been regenerated with provenance yet (`python bench/{name}.py`).*"
+    return (
+        f"*No result file: `bench/results/{name}.json` has not been regenerated with provenance "
+        f"yet (`python bench/{name}.py`).*"
+    )
 
 
 def transfer_table(results: Results) -> str:
@@ -78,8 +82,8 @@ def transfer_table(results: Results) -> str:
         return _missing("transfer")
     r = results["transfer"]
     rows = {(x["strategy"], x["labels_per_class"]): x for x in r["rows"]}
-    labels = sorted({p for _, p in rows})
-    strategies = list(dict.fromkeys(s for s, _ in rows))
+    labels = r["config"].get("labels_per_class") or sorted({p for _, p in rows})
+    strategies = r["config"].get("strategies") or list(dict.fromkeys(s for s, _ in rows))
     head = "| strategy | " + " | ".join(f"{p} / class" for p in labels) + " |"
     lines = [head, "|---" * (len(labels) + 1) + "|"]
     for s in strategies:
@@ -101,8 +105,10 @@ def transfer_table(results: Results) -> str:
         f"mean ± std over seeds (`bench/results/transfer.json`, {_prov(r)}). Chosen on "
         f"{cfg['validation_images']} validation images, never on test: "
         f"`freeze_bn_stats: {str(sel['freeze_bn_stats']).lower()}` and scratch learning rate "
-        f"{sel['scratch_lr']:g}. Scratch may take up to {b['scratch_max_steps']} optimizer steps "
-        f"with early stopping (the longest fine-tuning cell takes {b['longest_fine_tune_steps']}). "
+        f"{sel['scratch_lr']:g}{_edge(sel)}. Scratch optimizer steps: {_scratch_steps(r['rows'])} "
+        f"(requested budget {b['scratch_max_steps']}, early stopping after "
+        f"{b['scratch_patience_steps']} without improvement; the longest fine-tuning cell takes "
+        f"{b['longest_fine_tune_steps']}). "
         "Best pretrained minus scratch: " + "; ".join(gaps) + ".",
     ]
     if not r.get("complete", True):
@@ -110,6 +116,21 @@ def transfer_table(results: Results) -> str:
             "**Partial run**: the cells marked *not run* did not finish; the rest are final."
         )
     return "\n".join(lines)
+
+
+def _edge(sel: dict[str, Any]) -> str:
+    grid = [float(k) for k in sel["scratch_lr_val_accuracy"]]
+    return " (the largest in the grid)" if sel["scratch_lr"] == max(grid) else ""
+
+
+def _scratch_steps(rows: list[dict[str, Any]]) -> str:
+    steps = [
+        f"{run['optimizer_steps']} at {row['labels_per_class']} / class"
+        for row in rows
+        if row["strategy"] == "scratch"
+        for run in row["runs"]
+    ]
+    return ", ".join(dict.fromkeys(steps)) or "no"
 
 
 def transfer_selection(results: Results) -> str:

@@ -101,7 +101,7 @@ def cell_params(strategy: str, n_train: int, seed: int, args: argparse.Namespace
             strategy="linear_probe", epochs=args.epochs or PROBE_EPOCHS, lr_head=1.0e-2, **common_kw
         )
     if strategy == "scratch":
-        per_epoch = math.ceil(max(n_train, EPOCH_IMAGES) / 64)
+        per_epoch = math.ceil(math.ceil(EPOCH_IMAGES / n_train) * n_train / 64)  # scratch_set's
         return FinetuneParams(
             strategy="scratch",
             epochs=args.epochs or math.ceil(args.scratch_steps / per_epoch),
