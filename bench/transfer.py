@@ -101,7 +101,7 @@ def cell_params(strategy: str, n_train: int, seed: int, args: argparse.Namespace
             strategy="linear_probe", epochs=args.epochs or PROBE_EPOCHS, lr_head=1.0e-2, **common_kw
         )
     if strategy == "scratch":
-        per_epoch = math.ceil(math.ceil(EPOCH_IMAGES / n_train) * n_train / 64)  # scratch_set's
+        per_epoch = math.ceil(scratch_reps(n_train) * n_train / 64)  # an epoch of scratch_set
         return FinetuneParams(
             strategy="scratch",
             epochs=args.epochs or math.ceil(args.scratch_steps / per_epoch),
@@ -123,9 +123,14 @@ def cell_params(strategy: str, n_train: int, seed: int, args: argparse.Namespace
     )
 
 
+def scratch_reps(n_train: int) -> int:
+    """How many copies of the label set make one scratch epoch of at least EPOCH_IMAGES images."""
+    return math.ceil(EPOCH_IMAGES / n_train)
+
+
 def scratch_set(train: ImageSet) -> ImageSet:
     """The label set repeated so that one epoch holds at least EPOCH_IMAGES images."""
-    reps = math.ceil(EPOCH_IMAGES / len(train))
+    reps = scratch_reps(len(train))
     return train if reps == 1 else train.subset(torch.arange(len(train)).repeat(reps))
 
 
