@@ -54,7 +54,7 @@ VAL_PER_CLASS = 50
 VAL_SEED = 10_000  # the validation draw; few-label draws use seeds 0, 1, 2
 PROBE_EPOCHS = 50  # head on cached features: cheap, so train it to convergence
 IMAGE_STEPS = 4000  # fine-tuning image budget: epochs = clamp(ceil(4000 / n), 3, 30)
-SCRATCH_LRS = (1.0e-3, 3.0e-3, 1.0e-2)
+SCRATCH_LRS = (1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2)
 SCRATCH_STEPS = 1500
 SCRATCH_PATIENCE_STEPS = 300
 EPOCH_IMAGES = 1024
