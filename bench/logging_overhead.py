@@ -57,8 +57,8 @@ from xferlib import registry
 from xferlib.config import RegistryParams
 from xferlib.models import Classifier, create_backbone, save_model
 from xferlib.registry import CandidateMetrics, decide_promotion
-from xferlib.registry_client import metric, mlflow_client
-from xferlib.tracking import Tracker
+from xferlib.registry.client import metric, mlflow_client
+from xferlib.registry.runs import Tracker
 
 EXPERIMENT = "bench-logging"
 BATCH_EVERY = 100  # steps between synchronous log_batch calls (= the Tracker's flush_every)

@@ -56,8 +56,8 @@ from xferlib.data.imageset import ImageSet
 from xferlib.finetune import fine_tune, resolve_runtime
 from xferlib.finetune.runtime import Runtime, place_model
 from xferlib.models import Classifier, create_backbone
+from xferlib.registry.runs import Tracker
 from xferlib.stages.training import _epoch_logger  # the exact callback `xfer train` passes
-from xferlib.tracking import Tracker
 
 
 def fashion_set(n: int, offset: int = 0) -> ImageSet:

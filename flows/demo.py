@@ -1,4 +1,4 @@
-"""The orchestrated demo: the loop of xferlib.stages.demo, run through Prefect.
+"""The orchestrated demo: the loop of xferlib.demo.run, run through Prefect.
 
 A real `prefect server` on 127.0.0.1 (its UI too) and a runner process serving the `retrain`
 deployment; the ingest/train/score/monitor flows run from here; a drift verdict emits
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.server import Services, _bin
-from xferlib.stages import demo as loop
+from xferlib.demo import run as loop
 from xferlib.stages.context import read_json
 
 

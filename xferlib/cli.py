@@ -120,7 +120,7 @@ def _cmd_retrain(a: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_demo(a: argparse.Namespace) -> dict[str, Any]:
     if a.no_prefect:
-        from xferlib.stages import demo
+        from xferlib.demo import run as demo
 
         return demo.run(a.workdir, quick=a.quick, keep=a.keep, as_json=a.json)
     from flows import demo as flow_demo  # the orchestrated loop: a real Prefect server + runner

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from xferlib.data.fashion import FASHION_CLASSES, export_imagefolder, load_fashion_mnist
-from xferlib.stages.demo_data import shift_array
+from xferlib.demo.world import shift_array
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

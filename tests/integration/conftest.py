@@ -138,7 +138,7 @@ def _logged_run(uri: str, root: Path, tags: dict[str, str] | None = None, seed: 
     import torch
 
     from xferlib.models import Classifier, create_backbone, save_model
-    from xferlib.tracking import Tracker
+    from xferlib.registry.runs import Tracker
 
     torch.manual_seed(seed)
     model = Classifier(create_backbone("tiny", pretrained=False), len(CLASSES)).eval()

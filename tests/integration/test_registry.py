@@ -15,7 +15,7 @@ from xferlib import registry
 from xferlib.config import RegistryParams
 from xferlib.models import Classifier, ModelIntegrityError, create_backbone
 from xferlib.registry import CandidateMetrics, decide_promotion
-from xferlib.registry_client import mlflow_client
+from xferlib.registry.client import mlflow_client
 
 pytestmark = pytest.mark.integration
 CFG = RegistryParams()  # the shipped gate: min_improvement 0.01, max_forgetting 0.01, floor 0.5

@@ -15,7 +15,7 @@ import pytest
 from xferlib import registry
 from xferlib.config import RegistryParams
 from xferlib.registry import CandidateMetrics, TrackingUnavailable, decide_promotion
-from xferlib.tracking import Tracker
+from xferlib.registry.runs import Tracker
 
 pytestmark = pytest.mark.integration
 BOUND_S = 20.0  # 4 attempts with 0.5 + 1 + 2 s of backoff, plus slack for a loaded machine

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from xferlib.models import Classifier, create_backbone, save_model
-from xferlib.registry_client import mlflow_client
-from xferlib.tracking import Tracker, run_url, system_info
+from xferlib.registry.client import mlflow_client
+from xferlib.registry.runs import Tracker, run_url, system_info
 
 pytestmark = pytest.mark.integration
 

@@ -38,9 +38,9 @@ class _Payload:
 def _plant(wd: Path, payload_file: Path) -> tuple[str, str, str]:
     """Register a fresh version of the champion's model, then overwrite its model.pt in the run."""
     from xferlib import registry
-    from xferlib.registry_client import mlflow_client
+    from xferlib.registry.client import mlflow_client
+    from xferlib.registry.runs import MODEL_SUBDIR, Tracker
     from xferlib.stages.context import Context
-    from xferlib.tracking import MODEL_SUBDIR, Tracker
 
     ctx = Context.load(wd)
     uri, name = ctx.wd.mlflow_uri, ctx.params.registry.model_name
@@ -57,8 +57,8 @@ def test_a_crafted_pickle_in_the_registry_is_refused_and_never_executed(
 ) -> None:
     from xferlib.models.io import ModelIntegrityError
     from xferlib.registry import load_predictor
-    from xferlib.registry_client import mlflow_client
-    from xferlib.tracking import SHA_TAG, file_sha256
+    from xferlib.registry.client import mlflow_client
+    from xferlib.registry.runs import SHA_TAG, file_sha256
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil" / "model.pt"

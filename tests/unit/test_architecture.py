@@ -1,5 +1,6 @@
-"""The import rules of docs/architecture.md: xferlib never imports prefect, and each outside SDK is
-imported by its one adapter module only. Walks the AST, so it also catches lazy imports."""
+"""The import rules of docs/architecture.md: xferlib never imports prefect, each outside SDK is
+imported by its one adapter module only, a module imports only from its own layer or below, and
+there is no import cycle. Walks the AST, so it also catches lazy imports."""
 
 import ast
 import functools
@@ -12,7 +13,7 @@ LIB = Path(__file__).resolve().parents[2] / "xferlib"
 # SDK -> modules (relative to xferlib/, prefix match) allowed to import it
 ADAPTERS = {
     "prefect": (),
-    "mlflow": ("tracking", "registry"),
+    "mlflow": ("registry/",),
     "evidently": ("drift",),
     "boto3": ("storage",),
     "botocore": ("storage",),
@@ -59,3 +60,90 @@ def test_importing_xferlib_cli_pulls_in_no_heavy_sdk() -> None:
     code = "import sys, xferlib.cli, xferlib.config, xferlib.workdir; print(sorted(m for m in ('torch','mlflow','evidently','prefect','dvc') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# The layers of docs/architecture.md, lowest first: module prefixes (relative to xferlib, dotted).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("config", "workdir", "env", "atomic", "secrets"),
+    ("storage", "alerts", "monitoring", "versioning"),
+    ("data",),
+    ("models",),
+    ("finetune", "evaluate"),
+    ("drift",),
+    ("registry",),
+    ("stages",),
+    ("loop", "demo"),
+    ("cli",),
+)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(LIB.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@functools.cache
+def _graph() -> dict[str, frozenset[str]]:
+    """xferlib module -> the xferlib modules it imports (a `from pkg import sub` names the submodule)."""
+    mods = {_module_name(p): p for p in _modules()}
+    graph: dict[str, frozenset[str]] = {}
+    for name, path in mods.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name in mods}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for a in node.names:
+                    sub = f"{node.module}.{a.name}"
+                    found.add(sub if sub in mods else node.module)
+        graph[name] = frozenset(found & mods.keys() - {name})
+    return graph
+
+
+def _layer(module: str) -> int | None:
+    rel = module.removeprefix("xferlib.")
+    for i, prefixes in enumerate(LAYERS):
+        if any(rel == p or rel.startswith(p + ".") for p in prefixes):
+            return i
+    return None
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = [m for m in _graph() if m != "xferlib" and _layer(m) is None]
+    assert unplaced == [], f"add these to LAYERS and docs/architecture.md: {unplaced}"
+
+
+def test_modules_import_only_from_their_own_layer_or_below() -> None:
+    upward = [
+        f"{m} -> {t}"
+        for m, targets in _graph().items()
+        for t in targets
+        if m != "xferlib" and t != "xferlib" and (_layer(t) or 0) > (_layer(m) or 0)
+    ]
+    assert upward == [], f"imports up the layers: {upward}"
+
+
+def test_there_is_no_import_cycle() -> None:
+    graph = _graph()
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    cycles: list[list[str]] = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])
+    assert cycles == [], f"import cycles: {cycles}"
+
+
+def test_the_import_graph_sees_from_imports() -> None:
+    """The layer and cycle tests see `from pkg import name` edges (else they would pass vacuously)."""
+    graph = _graph()
+    assert "xferlib.registry.client" in graph["xferlib.registry.runs"]

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from xferlib.data.imageset import Preprocess
-from xferlib.models.registry import Backbone
+from xferlib.models.backbones import Backbone
 
 
 class Classifier(nn.Module):

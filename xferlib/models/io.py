@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from xferlib.data.imageset import Preprocess
+from xferlib.models.backbones import create_backbone
 from xferlib.models.classifier import Classifier
-from xferlib.models.registry import create_backbone
 from xferlib.models.weights import sha256_file
 
 MODEL_FILE = "model.pt"

@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from xferlib.data.imageset import Preprocess
-from xferlib.models.registry import Backbone, register_backbone
+from xferlib.models.backbones import Backbone, register_backbone
 from xferlib.models.weights import load_state_dict_file, resolve_weights, sha256_file
 
 LITE0_FILE = "efficientnet-lite0-57934424.pth"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from xferlib.data.imageset import Preprocess
-from xferlib.models.registry import Backbone, register_backbone
+from xferlib.models.backbones import Backbone, register_backbone
 
 
 def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:

@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from xferlib.data.imageset import Preprocess
-from xferlib.models.registry import IMAGENET_MEAN, IMAGENET_STD, Backbone, register_backbone
+from xferlib.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, register_backbone
 from xferlib.models.weights import load_state_dict_file, resolve_weights, sha256_file
 
 

@@ -23,7 +23,7 @@ EXPERIMENT = "xfer"
 @contextlib.contextmanager
 def open_run(ctx: Context, run_name: str, tags: dict[str, str]) -> Iterator[Any]:
     """An MLflow run with the flattened params, params.yaml, dvc.lock and the system logged."""
-    from xferlib.tracking import Tracker, system_info
+    from xferlib.registry.runs import Tracker, system_info
 
     sysinfo = {f"xfer.system.{k}": v for k, v in system_info().items()}
     with Tracker.start(

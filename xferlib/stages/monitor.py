@@ -59,17 +59,11 @@ def _reference_for(ctx: Context, name: str, version: str) -> Any:
 
     out = reference_dir(ctx, name, version)
     if not (out / "reference.parquet").exists():
-        from xferlib.registry import get_version_info
-        from xferlib.registry_client import call_with_retries, mlflow_client
+        from xferlib.registry import download_version_artifact
 
-        uri = ctx.wd.mlflow_uri
-        info = get_version_info(uri, name, version)
-        client = mlflow_client(uri)
         with tempfile.TemporaryDirectory(dir=ctx.wd.ensure().root) as tmp:
-            got = call_with_retries(
-                uri,
-                f"download the reference of {name} v{version}",
-                lambda: client.download_artifacts(info.run_id, "reference", tmp),
+            got = download_version_artifact(
+                ctx.wd.mlflow_uri, name, version, "reference", Path(tmp)
             )
             out.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -203,7 +197,7 @@ def drift(
 
 def _log_report(ctx: Context, out_dir: Path, report: dict[str, Any]) -> None:
     """Each drift report is an MLflow run of experiment xfer-drift (HTML + JSON artifacts)."""
-    from xferlib.tracking import Tracker
+    from xferlib.registry.runs import Tracker
 
     with Tracker.start(
         ctx.wd.mlflow_uri,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from xferlib.registry_client import call_with_retries, mlflow_client
+from xferlib.registry.client import call_with_retries, mlflow_client
 
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous-champion"
 STATUS, DECISION, REASONS, DECISION_ID = (

@@ -1,7 +1,7 @@
 """Model registry: candidates, the promotion gate, champion/challenger aliases, rollback, lineage.
 
 `decide_promotion` is pure; everything else talks to MLflow's registry (server or sqlite) through
-`registry_client.call_with_retries`. Aliases: `challenger` = the last registered candidate,
+`registry.client.call_with_retries`. Aliases: `challenger` = the last registered candidate,
 `champion` = the version serving, `previous-champion` = the one it replaced (rollback target).
 
 Order of operations when a decision is applied (each step idempotent, so a crash is resumed by
@@ -23,19 +23,20 @@ audit -> done. Any "applying" version blocks new decisions until `resume` finish
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xferlib.registry_audit import AuditRow, history
-from xferlib.registry_client import TrackingUnavailable
-from xferlib.registry_gate import CandidateMetrics, PromotionDecision, decide_promotion
-from xferlib.registry_ops import (
+from xferlib.registry.audit import AuditRow, history
+from xferlib.registry.client import TrackingUnavailable
+from xferlib.registry.ops import (
     apply_decision,
     decision_steps,
     register_candidate,
     resume,
     rollback,
 )
-from xferlib.registry_versions import (
+from xferlib.registry.promotion import CandidateMetrics, PromotionDecision, decide_promotion
+from xferlib.registry.versions import (
     CHALLENGER,
     CHAMPION,
     PREVIOUS,
@@ -47,18 +48,27 @@ from xferlib.registry_versions import (
 )
 
 if TYPE_CHECKING:
-    from xferlib.registry_predictor import Predictor
+    from xferlib.models.predictor import Predictor
 
 __all__ = [
     "CHALLENGER", "CHAMPION", "PREVIOUS", "AuditRow", "CandidateMetrics", "PromotionDecision",
     "TrackingUnavailable", "VersionInfo", "apply_decision", "champion_version", "decide_promotion",
-    "decision_steps", "get_version_info", "history", "lineage", "load_predictor",
+    "decision_steps", "download_version_artifact", "get_version_info", "history", "lineage", "load_predictor",
     "register_candidate", "resolve_uri", "resume", "rollback",
 ]  # fmt: skip
 
 
+def download_version_artifact(
+    tracking_uri: str, name: str, version: str, artifact: str, dst: Path
+) -> Path:
+    """Copy an artifact folder of a version's run (e.g. its drift `reference`) into `dst`."""
+    from xferlib.registry.artifacts import download_version_artifact as _download
+
+    return _download(tracking_uri, name, version, artifact, dst)
+
+
 def load_predictor(model_uri: str, tracking_uri: str) -> Predictor:
-    """Download a version's `xfer_model/`, verify its sha256 and load it (see registry_predictor)."""
-    from xferlib.registry_predictor import load_predictor as _load
+    """Download a version's `xfer_model/`, verify its sha256 and load it (see registry.artifacts)."""
+    from xferlib.registry.artifacts import load_predictor as _load
 
     return _load(model_uri, tracking_uri)

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import yaml
 
+from xferlib.demo.world import DemoConfig, DemoData, as_imageset, make_demo_data
 from xferlib.stages import data, monitor, training, trigger
 from xferlib.stages.context import Context, read_json
-from xferlib.stages.demo_data import DemoConfig, DemoData, as_imageset, make_demo_data
 
 
 class Orchestrator(Protocol):

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from xferlib.registry_client import call_with_retries, ensure_experiment, mlflow_client
+from xferlib.registry.client import call_with_retries, ensure_experiment, mlflow_client
 
 if TYPE_CHECKING:
-    from xferlib.registry_client import MlflowClient
+    from xferlib.registry.client import MlflowClient
 
 AUDIT_EXPERIMENT = "xfer-registry-audit"
 _PREFIX = "xfer.audit."

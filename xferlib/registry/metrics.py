@@ -50,7 +50,7 @@ class MetricBuffer:
             self.flush()
 
     def _close_window(self) -> None:
-        from xferlib.registry_client import metric
+        from xferlib.registry.client import metric
 
         now = int(time.time() * 1000)
         for key, (total, count, step) in self._window.items():

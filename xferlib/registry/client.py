@@ -1,4 +1,4 @@
-"""The MLflow client shared by `xferlib.tracking` and `xferlib.registry`, with bounded retries.
+"""The MLflow client shared by `xferlib.registry.runs` and `xferlib.registry`, with bounded retries.
 
 Every MLflow call goes through `call_with_retries`: a few attempts with exponential backoff
 (0.5 -> 4 s) on connection errors, timeouts, 5xx and a locked sqlite file, then

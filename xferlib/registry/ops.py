@@ -11,10 +11,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import Literal
 
-from xferlib.registry_audit import AuditRow, history, write_audit
-from xferlib.registry_client import call_with_retries, mlflow_client
-from xferlib.registry_gate import CandidateMetrics, PromotionDecision
-from xferlib.registry_versions import (
+from xferlib.registry.audit import AuditRow, history, write_audit
+from xferlib.registry.client import call_with_retries, mlflow_client
+from xferlib.registry.promotion import CandidateMetrics, PromotionDecision
+from xferlib.registry.runs import MODEL_SUBDIR, SHA_TAG
+from xferlib.registry.versions import (
     CHALLENGER,
     CHAMPION,
     DECISION,
@@ -34,7 +35,6 @@ from xferlib.registry_versions import (
     tag_version,
     unfinished_versions,
 )  # fmt: skip
-from xferlib.tracking import MODEL_SUBDIR, SHA_TAG
 
 
 def register_candidate(

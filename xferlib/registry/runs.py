@@ -5,8 +5,8 @@ functions) so that importing xferlib, or `xfer --help`, never pays MLflow's impo
 
 Two choices worth knowing:
 - Metrics are aggregated per `log_every` steps and written with `log_batch` every `flush_every`
-  steps, at `flush()` (epoch end) and on close, by a background thread (`tracking_metrics`: why).
-- Every MLflow call goes through `registry_client.call_with_retries` (bounded, then
+  steps, at `flush()` (epoch end) and on close, by a background thread (`registry.metrics`: why).
+- Every MLflow call goes through `registry.client.call_with_retries` (bounded, then
   `TrackingUnavailable` naming the URI), so a dead server never hangs a training run for minutes.
 """
 
@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from xferlib.registry_client import (
+from xferlib.registry.client import (
     TrackingUnavailable,
     call_with_retries,
     ensure_experiment,
@@ -31,7 +31,7 @@ from xferlib.registry_client import (
     param,
     run_tag,
 )
-from xferlib.tracking_metrics import MetricBuffer
+from xferlib.registry.metrics import MetricBuffer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -147,7 +147,7 @@ class Tracker:
         """Create (or reuse) the experiment and start a new run in it.
 
         Metrics: each `log_every` steps become one point (the window mean), sent every
-        `flush_every` steps; `log_every=1` records every step (see `tracking_metrics`).
+        `flush_every` steps; `log_every=1` records every step (see `registry.metrics`).
         """
         client = mlflow_client(tracking_uri)
         exp_id = ensure_experiment(client, tracking_uri, experiment, artifact_root)
@@ -180,7 +180,7 @@ class Tracker:
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         """Record one step's metrics: aggregated per `log_every` window, written in the background
-        every `flush_every` steps (see `tracking_metrics`): microseconds, not a database write."""
+        every `flush_every` steps (see `registry.metrics`): microseconds, not a database write."""
         self._metrics.add(step, metrics)
 
     def flush(self, wait: bool = False) -> None:
@@ -238,7 +238,7 @@ class Tracker:
         import mlflow
         import mlflow.pytorch
 
-        from xferlib.registry_predictor import ServingModule
+        from xferlib.models.predictor import ServingModule
 
         preprocess = getattr(module, "preprocess", None)
         if preprocess is not None:

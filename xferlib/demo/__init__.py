@@ -1,0 +1,1 @@
+"""The demo: its world (Fashion-MNIST source, production stream, shifts) and its loop."""

@@ -1,0 +1,64 @@
+"""Load a registered version for inference, refusing weights that do not match their recorded hash.
+
+The sha256 of `model.pt` was taken when the run logged the model and copied onto the version at
+registration (`xfer.weights_sha256`); a file swapped in the artifact store afterwards is refused
+before it is unpickled (and unpickling itself is `weights_only`, see `xferlib.models.io`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from xferlib.models.predictor import Predictor
+from xferlib.registry.client import call_with_retries, mlflow_client
+from xferlib.registry.runs import MODEL_SUBDIR, SHA_TAG, file_sha256
+from xferlib.registry.versions import get_version_info, resolve_uri
+
+
+def download_model_dir(tracking_uri: str, run_id: str, dst: Path) -> Path:
+    """Copy the run's `xfer_model/` (model.pt + model.json) into `dst`; returns the local folder."""
+    client = mlflow_client(tracking_uri)
+    local = call_with_retries(
+        tracking_uri,
+        f"download {MODEL_SUBDIR} of run {run_id}",
+        lambda: client.download_artifacts(run_id, MODEL_SUBDIR, str(dst)),
+    )
+    return Path(local)
+
+
+def download_version_artifact(
+    tracking_uri: str, name: str, version: str, artifact: str, dst: Path
+) -> Path:
+    """Copy the artifact folder `artifact` of version `version`'s run into `dst`; its local path."""
+    info = get_version_info(tracking_uri, name, version)
+    client = mlflow_client(tracking_uri)
+    local = call_with_retries(
+        tracking_uri,
+        f"download the {artifact} of {name} v{version}",
+        lambda: client.download_artifacts(info.run_id, artifact, str(dst)),
+    )
+    return Path(local)
+
+
+def load_predictor(model_uri: str, tracking_uri: str) -> Predictor:
+    """`models:/NAME@champion` or `models:/NAME/3` -> a Predictor, after checking the weights' sha256."""
+    from xferlib.models.io import ModelIntegrityError, load_model
+
+    name, version = resolve_uri(model_uri, tracking_uri)
+    info = get_version_info(tracking_uri, name, version)
+    expected = info.tags.get(SHA_TAG)
+    if not expected:
+        raise ModelIntegrityError(
+            f"{name} v{version} has no {SHA_TAG} tag; re-register it with registry.register_candidate"
+        )
+    with tempfile.TemporaryDirectory(prefix="xfer-model-") as tmp:
+        local = download_model_dir(tracking_uri, info.run_id, Path(tmp))
+        actual = file_sha256(local / "model.pt")
+        if actual != expected:
+            raise ModelIntegrityError(
+                f"{model_uri} (v{version}): model.pt has sha256 {actual[:12]}… but was registered "
+                f"with {expected[:12]}…; refusing to load - re-log and re-register the model"
+            )
+        model, meta = load_model(local, expected_sha256=expected)
+    return Predictor(model, meta, name, version)
