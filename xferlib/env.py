@@ -1,0 +1,97 @@
+"""The one module that reads environment variables.
+
+Configuration says *what* (params.yaml); the environment says *where*: the work directory, the
+MLflow server, the object store, the webhook. Every variable xfer reads is named here, read when
+asked (never at import) and returned typed, so `grep XFER_ xferlib/env.py` lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+# Set in every child process and server xfer starts: no telemetry, no update checks, no prompts.
+QUIET_ENV: Mapping[str, str] = {
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "DVC_NO_UPDATER": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
+def _get(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def environ() -> dict[str, str]:
+    """A copy of the whole environment (for child processes and for redaction)."""
+    return dict(os.environ)
+
+
+def quiet_environ(**extra: str) -> dict[str, str]:
+    """The environment for a child process: ours, plus QUIET_ENV, plus `extra`."""
+    return {**os.environ, **QUIET_ENV, **extra}
+
+
+def xfer_home() -> str | None:
+    """XFER_HOME: the work directory when --workdir is not given."""
+    return _get("XFER_HOME")
+
+
+def dvc_remote() -> str | None:
+    """XFER_DVC_REMOTE: the DVC remote (a folder or s3://bucket/prefix) instead of <workdir>/.dvcstore."""
+    return _get("XFER_DVC_REMOTE")
+
+
+def mlflow_tracking_uri() -> str | None:
+    """MLFLOW_TRACKING_URI: an MLflow server instead of the embedded sqlite store."""
+    return _get("MLFLOW_TRACKING_URI")
+
+
+def alert_webhook() -> str:
+    """XFER_ALERT_WEBHOOK: where alerts are POSTed ('' = stdout and alerts.jsonl only)."""
+    return _get("XFER_ALERT_WEBHOOK") or ""
+
+
+def weights_cache() -> Path | None:
+    """XFER_WEIGHTS_CACHE: where downloaded s3:// weights are cached."""
+    raw = _get("XFER_WEIGHTS_CACHE")
+    return Path(raw) if raw else None
+
+
+def debug() -> bool:
+    """XFER_DEBUG: print tracebacks instead of one-line errors."""
+    return _get("XFER_DEBUG") not in (None, "0", "false")
+
+
+def nproc() -> str | None:
+    """XFER_TRAIN_NPROC: processes for `xfer train` when --nproc is not given (raw, validated by the caller)."""
+    return _get("XFER_TRAIN_NPROC")
+
+
+def rank() -> int:
+    """RANK (torchrun): this process's global rank, 0 outside torchrun."""
+    return int(_get("RANK") or 0)
+
+
+def local_rank() -> int:
+    """LOCAL_RANK (torchrun): this process's rank on its machine, 0 outside torchrun."""
+    return int(_get("LOCAL_RANK") or 0)
+
+
+def s3_endpoint() -> str | None:
+    """AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL: an S3-compatible server (MinIO, moto) instead of AWS."""
+    return _get("AWS_ENDPOINT_URL_S3") or _get("AWS_ENDPOINT_URL")
+
+
+def aws_region() -> str:
+    return _get("AWS_DEFAULT_REGION") or _get("AWS_REGION") or "us-east-1"
+
+
+def aws_max_attempts() -> str | None:
+    """AWS_MAX_ATTEMPTS (raw; storage.py validates it and names the fix)."""
+    return _get("AWS_MAX_ATTEMPTS")
