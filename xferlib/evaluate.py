@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from xferlib.data.imageset import ImageSet
-from xferlib.models import Classifier
+from xferlib.models.predictor import Predictor
 
 ECE_BINS = 15
 
@@ -97,16 +97,16 @@ def metrics_from_probs(probs: np.ndarray, labels: np.ndarray, class_names: list[
     )
 
 
-def evaluate(
-    model: Classifier, data: ImageSet, class_names: list[str], batch_size: int = 256
-) -> EvalResult:
-    """Evaluate `model` (eval mode) on a labelled ImageSet."""
-    from xferlib.finetune import predict
+def evaluate(predictor: Predictor, data: ImageSet) -> EvalResult:
+    """Evaluate a model on a labelled ImageSet, through the same Predictor that serves it.
 
+    Build the predictor with `Predictor.from_classifier(model, class_names)` for a model still in
+    memory (right after training) or take it from `registry.load_predictor`.
+    """
     if data.labels is None:
         raise ValueError("evaluate needs a labelled ImageSet; this one has labels=None")
-    probs, _ = predict(model, data, batch_size)
-    return metrics_from_probs(probs, data.labels.numpy(), class_names)
+    probs = predictor.predict_proba(data)
+    return metrics_from_probs(probs, data.labels.numpy(), predictor.class_names)
 
 
 def write_eval(result: EvalResult, metrics_json: Path, plots_dir: Path) -> None:

@@ -150,7 +150,9 @@ def test_labelled_true_without_class_folders_says_what_to_do(tmp_path, img, para
         run(tmp_path, tmp_path / "flat", params, labelled=True)
 
 
-def test_scan_folder_returns_images_meta_and_quarantine_counts(tmp_path, img, params):
+def test_scan_folder_returns_images_at_their_own_sizes_meta_and_quarantine_counts(
+    tmp_path, img, params
+):
     img.write_files(
         tmp_path / "batch",
         {
@@ -159,11 +161,10 @@ def test_scan_folder_returns_images_meta_and_quarantine_counts(tmp_path, img, pa
             "c.png": b"",
         },
     )
-    images, meta, quarantined = scan_folder(tmp_path / "batch", params, tmp_path / "q", size=24)
-    assert images.images.shape == (2, 3, 24, 24) and images.labels is None
-    assert [Path(p).name for p in meta["path"]] == ["a.png", "b.jpg"] and meta[
-        "sha256"
-    ].tolist() == images.ids
+    images, meta, quarantined = scan_folder(tmp_path / "batch", params, tmp_path / "q")
+    assert [tuple(x.shape) for x in images.images] == [(3, 16, 16), (3, 32, 32)]
+    assert [Path(p).name for p in meta["path"]] == ["a.png", "b.jpg"]
+    assert meta["sha256"].tolist() == list(images.ids)
     assert meta["width"].tolist() == [16, 32] and quarantined == {"empty_file": 1}
 
 

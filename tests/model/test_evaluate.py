@@ -10,6 +10,7 @@ import pytest
 
 from tests.model.helpers import make_images, make_model
 from xferlib.evaluate import evaluate, expected_calibration_error, metrics_from_probs, write_eval
+from xferlib.models.predictor import Predictor
 
 NAMES = ["cat", "dog", "fox"]
 
@@ -70,7 +71,7 @@ def test_ece_is_near_zero_for_a_calibrated_toy_and_large_when_overconfident() ->
 
 def test_evaluate_and_write_eval_produce_dvc_readable_files(tmp_path) -> None:
     data = make_images(24, seed=3)
-    result = evaluate(make_model(), data, NAMES)
+    result = evaluate(Predictor.from_classifier(make_model(), NAMES), data)
     assert result.n == 24 and sum(map(sum, result.confusion)) == 24
     write_eval(result, tmp_path / "metrics" / "eval.json", tmp_path / "plots")
     metrics = json.loads((tmp_path / "metrics" / "eval.json").read_text())

@@ -15,11 +15,11 @@ from xferlib.finetune import (
     bn_adapt,
     fine_tune,
     param_groups,
-    predict,
     resolve_runtime,
     set_trainable,
     unfrozen_blocks,
 )
+from xferlib.models.predictor import Predictor
 
 FAST = dict(batch_size=16, lr_backbone=1.0e-3, epochs=4, device="cpu")
 
@@ -166,7 +166,7 @@ def test_early_stopping_restores_the_best_weights(images) -> None:
     )
     model = make_model()
     result = fine_tune(model, images, val, cfg)
-    probs, _ = predict(model, val)
+    probs = Predictor.from_classifier(model).predict_proba(val)
     accuracy = float((probs.argmax(1) == val.labels.numpy()).mean())
     assert accuracy == pytest.approx(result.best_val_accuracy)
     assert result.best_val_accuracy == max(r["val_accuracy"] for r in result.history)
@@ -186,16 +186,6 @@ def test_bn_adapt_moves_running_stats_toward_the_target_images() -> None:
     after = (first_bn.running_mean - target_mean).abs().mean()
     assert after < 0.1 * before
     assert not model.training and first_bn.momentum == 0.1
-
-
-def test_predict_returns_probabilities_and_features(images) -> None:
-    model = make_model()
-    model.train()
-    probs, feats = predict(model, images, batch_size=10)
-    assert probs.shape == (48, 3) and feats.shape == (48, 32)
-    assert probs.dtype == np.float32 and feats.dtype == np.float32
-    assert np.allclose(probs.sum(1), 1.0, atol=1e-5)
-    assert model.training, "predict must restore the caller's mode"
 
 
 def test_precision_follows_config_and_backbone_measurement() -> None:

@@ -3,7 +3,8 @@
 Images are decoded once into a uint8 tensor (N, 3, H, W) at their stored size; resizing,
 normalising and augmenting happen per batch on tensors (on the training device), which keeps the
 training loop from waiting on per-image PIL work. Small images (Fashion-MNIST is 28 px) make this
-the fast path; a dataset too large for memory would stream shards instead.
+the fast path; a dataset too large for memory would stream shards instead. Loose files to score
+(`ImageList`) keep their own sizes until the model's `Preprocess` resizes each of them once.
 """
 
 from __future__ import annotations
@@ -45,15 +46,49 @@ class ImageSet:
         parts = [p for p in parts if len(p)]
         if not parts:
             raise ValueError("cannot concatenate an empty list of ImageSets")
-        size = parts[0].images.shape[-2:]
+        size = (int(parts[0].images.shape[-2]), int(parts[0].images.shape[-1]))
         imgs = [
-            p.images if p.images.shape[-2:] == size else resize_uint8(p.images, tuple(size))
+            p.images if tuple(p.images.shape[-2:]) == size else resize_uint8(p.images, size)
             for p in parts
         ]
-        labels = (
-            None if any(p.labels is None for p in parts) else torch.cat([p.labels for p in parts])
-        )  # type: ignore[misc]
+        known = [p.labels for p in parts if p.labels is not None]
+        labels = torch.cat(known) if len(known) == len(parts) else None
         return ImageSet(torch.cat(imgs), labels, [i for p in parts for i in p.ids])
+
+
+@dataclass(frozen=True)
+class ImageList:
+    """Images at their own sizes (a scored folder): uint8 (3, H, W) each, in file order.
+
+    Scoring keeps each image as decoded, so the model resizes it once, straight to its input
+    size, and drift properties describe the image itself; stacking a mixed folder into one
+    tensor would first resize it to a size chosen by the other files of the batch.
+    """
+
+    images: tuple[torch.Tensor, ...]
+    ids: tuple[str, ...] = ()  # content hashes (sha256), one per image
+
+    def __post_init__(self) -> None:
+        for i, x in enumerate(self.images):
+            if x.dtype != torch.uint8 or x.ndim != 3 or x.shape[0] != 3:
+                raise ValueError(
+                    f"ImageList image {i} must be uint8 (3, H, W), got {x.dtype} {tuple(x.shape)}"
+                )
+        if self.ids and len(self.ids) != len(self.images):
+            raise ValueError(f"ImageList has {len(self.images)} images but {len(self.ids)} ids")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def slice(self, start: int, stop: int) -> ImageList:
+        return ImageList(self.images[start:stop], self.ids[start:stop])
+
+    def by_size(self) -> list[tuple[list[int], torch.Tensor]]:
+        """(positions, uint8 (n, 3, H, W) stack) for each distinct size, in order of first use."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(self.images):
+            groups.setdefault(tuple(x.shape), []).append(i)
+        return [(idx, torch.stack([self.images[i] for i in idx])) for idx in groups.values()]
 
 
 def resize_uint8(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -65,7 +100,11 @@ def resize_uint8(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Preprocess:
-    """A backbone's own eval transform: uint8 batch -> normalised float batch at image_size."""
+    """A backbone's own eval transform: uint8 batch -> normalised float batch at image_size.
+
+    The one resize an image gets on its way to the model (bilinear, antialiased); a batch already
+    at image_size is not resized.
+    """
 
     image_size: int
     mean: tuple[float, float, float]

@@ -31,8 +31,8 @@ from PIL import Image
 from xferlib.config import DataParams
 from xferlib.data.archive import extract, is_archive
 from xferlib.data.fashion import FASHION_CLASSES, idx_pairs, is_idx_source, read_idx
-from xferlib.data.imageset import ImageSet
-from xferlib.data.shards import DatasetWriter, decode_png, stack_images
+from xferlib.data.imageset import ImageList
+from xferlib.data.shards import DatasetWriter, decode_png, to_chw
 from xferlib.data.validate import Accepted, Rejected, normalise, validate_image
 
 QUARANTINE_LOG = "quarantine.jsonl"
@@ -175,14 +175,15 @@ def scan_folder(
     src: Path,
     params: DataParams,
     quarantine_dir: Path,
-    size: int | None = None,
     *,
     source: str = "score",
-) -> tuple[ImageSet, pd.DataFrame, dict[str, int]]:
+) -> tuple[ImageList, pd.DataFrame, dict[str, int]]:
     """Validate loose images (every file under `src`) for scoring, without storing a dataset.
 
-    Returns the valid images (ids = sha256), their `meta` (path, sha256, width, height) in the
-    same order, and the quarantined counts by reason. Duplicates are kept: each path is scored.
+    Returns the valid images at their own sizes (ids = sha256; the model's `Preprocess` resizes
+    each once, so an image scores the same whatever else is in the folder), their `meta` (path,
+    sha256, width, height) in the same order, and the quarantined counts by reason. Duplicates
+    are kept: each path is scored.
     """
     quarantine = _Quarantine(Path(quarantine_dir), source)
     src = Path(src)
@@ -194,9 +195,9 @@ def scan_folder(
         if isinstance(result, Rejected):
             quarantine.add(path, data, result)
         elif result is not None:
-            arrays.append(decode_png(result.png))
+            arrays.append(to_chw(decode_png(result.png)))
             meta.append((os.fsdecode(path), result.sha256, result.width, result.height))
-    images = ImageSet(stack_images(arrays, size), None, [m[1] for m in meta])
+    images = ImageList(tuple(arrays), tuple(m[1] for m in meta))
     columns = ["path", "sha256", "width", "height"]
     return images, pd.DataFrame(meta, columns=columns), dict(quarantine.counts)
 

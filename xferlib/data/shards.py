@@ -222,6 +222,11 @@ def stack_images(arrays: list[np.ndarray], size: int | None = None) -> torch.Ten
     return out
 
 
+def to_chw(a: np.ndarray) -> torch.Tensor:
+    """One decoded uint8 HxW / HxWx3 array -> uint8 (3, H, W) tensor at its own size."""
+    return torch.from_numpy(_hwc3(a).transpose(2, 0, 1).copy())  # a writable copy: PIL's is not
+
+
 def _hwc3(a: np.ndarray) -> np.ndarray:
     return np.repeat(a[:, :, None], 3, axis=2) if a.ndim == 2 else a
 

@@ -170,7 +170,7 @@ def final_table(root: Path, world: DemoData, v1: str) -> dict[str, Any]:
     for version in dict.fromkeys([v1, champ]):
         pred = load_predictor(f"models:/{name}/{version}", ctx.wd.mlflow_uri)
         acc[version] = {
-            split: evaluate(pred.model, as_imageset(*arrays, label_map), pred.class_names).accuracy
+            split: evaluate(pred, as_imageset(*arrays, label_map)).accuracy
             for split, arrays in (("clean", world.clean_test), ("shifted", world.shifted_test))
         }
     return {"champion_version": champ, "accuracy": acc}

@@ -45,10 +45,11 @@ def evaluate_on(
 ) -> dict[str, Any]:
     """Evaluate on each named set; write `<name>.json` + plots under out_dir; return the results."""
     from xferlib.evaluate import evaluate, write_eval
+    from xferlib.models.predictor import Predictor
 
-    results = {}
+    results, predictor = {}, Predictor.from_classifier(model, classes)
     for name, data in sets.items():
-        res = evaluate(model, data, classes)
+        res = evaluate(predictor, data)
         write_eval(res, out_dir / f"{name}.json", out_dir / f"plots-{name}")
         results[name] = res
     return results

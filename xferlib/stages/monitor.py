@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xferlib.data.imageset import ImageSet
+from xferlib.data.imageset import ImageList, ImageSet
 from xferlib.stages.context import Context, write_json
 
 PathLike = str | os.PathLike[str] | None
@@ -27,13 +27,14 @@ def build_reference(ctx: Context, model: Any, images: ImageSet, name: str, versi
     import torch
 
     from xferlib import drift
-    from xferlib.finetune import predict
+    from xferlib.models.predictor import Predictor
 
     cfg = ctx.params.drift
     if len(images) > cfg.reference_size:  # subsample before the forward pass, not after
         g = torch.Generator().manual_seed(cfg.seed)
         images = images.subset(torch.randperm(len(images), generator=g)[: cfg.reference_size])
-    probs, feats = predict(model, images)
+    scores = Predictor.from_classifier(model).infer(images)
+    probs, feats = scores.probs, scores.embeddings
     h, w = images.images.shape[-2:]
     props = drift.image_properties(images.images, np.full(len(images), w), np.full(len(images), h))
     meta = pd.DataFrame(
@@ -76,7 +77,7 @@ def _reference_for(ctx: Context, name: str, version: str) -> Any:
 
 def _load_source(
     ctx: Context, src: str | list[str], tmp: Path
-) -> tuple[ImageSet, pd.DataFrame, dict[str, int]]:
+) -> tuple[ImageList, pd.DataFrame, dict[str, int]]:
     """Images of a folder, an s3:// prefix or a list of files, validated (bad files quarantined)."""
     from xferlib.data.ingest import scan_folder
 
@@ -95,14 +96,13 @@ def _load_source(
                 raise FileNotFoundError(f"image {f} does not exist")
             os.symlink(Path(f).resolve(), tmp / f"{i:06d}-{Path(f).name}")
         folder = tmp
-    return scan_folder(folder, ctx.params.data, ctx.wd.quarantine, size=None)
+    return scan_folder(folder, ctx.params.data, ctx.wd.quarantine)
 
 
 def score_images(
     ctx: Context, src: str | list[str], model_uri: str | None, window_id: str | None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     from xferlib import drift
-    from xferlib.finetune import predict
     from xferlib.registry import load_predictor
 
     name = ctx.params.registry.model_name
@@ -121,10 +121,9 @@ def score_images(
     if len(images) == 0:
         return pd.DataFrame(), info  # every file was quarantined: the counts say why
     ref = _reference_for(ctx, name, str(pred.version))
-    probs, feats = predict(pred.model, images)
-    props = drift.image_properties(
-        images.images, meta["width"].to_numpy(), meta["height"].to_numpy()
-    )
+    scores = pred.infer(images)
+    probs, feats = scores.probs, scores.embeddings
+    props = _properties(images, meta)
     window = window_id or time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     meta = meta.assign(
         image_id=meta["sha256"],
@@ -141,6 +140,15 @@ def score_images(
         for k, v in zip(*np.unique(probs.argmax(1), return_counts=True), strict=True)
     }
     return frame, info
+
+
+def _properties(images: ImageList, meta: pd.DataFrame) -> pd.DataFrame:
+    """Drift properties of each image as decoded (its own size), not as resized for the model."""
+    from xferlib import drift
+
+    w, h = meta["width"].to_numpy(), meta["height"].to_numpy()
+    parts = [drift.image_properties(x, w[i], h[i]).set_axis(i) for i, x in images.by_size()]
+    return pd.concat(parts).sort_index().reset_index(drop=True)
 
 
 def score(

@@ -25,10 +25,8 @@ def predict(workdir: PathLike, model_uri: str, images: list[Path]) -> dict[str, 
             if not f.is_file():
                 raise FileNotFoundError(f"image {f} does not exist")
             os.symlink(f.resolve(), Path(tmp) / f"{i:06d}-{f.name}")
-        data, meta, quarantined = scan_folder(
-            Path(tmp), ctx.params.data, ctx.wd.quarantine, size=None
-        )
-    out = pred.predict(data.images)
+        data, meta, quarantined = scan_folder(Path(tmp), ctx.params.data, ctx.wd.quarantine)
+    out = pred.predict(data)
     paths = [Path(str(p)).name.split("-", 1)[-1] for p in meta["path"]]
     rows = [
         {"image": p, "class": n, "probability": float(pr)}

@@ -153,10 +153,13 @@ def evaluate(workdir: PathLike, params_path: str | None = None) -> dict[str, Any
     from xferlib.evaluate import evaluate as run_eval
     from xferlib.evaluate import write_eval
     from xferlib.models.io import load_model
+    from xferlib.models.predictor import Predictor
 
     ctx = Context.load(workdir, params_path)
     model, meta = load_model(ctx.wd.model_dir)
-    result = run_eval(model, load_split(ctx, "test"), meta["class_names"])
+    result = run_eval(
+        Predictor.from_classifier(model, meta["class_names"]), load_split(ctx, "test")
+    )
     write_eval(result, ctx.wd.metrics / "eval.json", ctx.wd.plots)
     return result.to_dict()
 
