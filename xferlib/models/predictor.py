@@ -28,8 +28,8 @@ from xferlib.models.classifier import Classifier
 
 # The fixed forward shape. Part of the numerics (another size gives other last bits), so it is
 # a property of the Predictor, not of a call. 32 rather than the old 256: a single image pays
-# for a whole padded batch, and on CPU efficientnet_lite0 at 96 px ran no faster per image at
-# 128 than at 32 (measured on this 2-core machine).
+# for a whole padded batch, and on CPU efficientnet_lite0 at 96 px took 2-3x longer per image in
+# batches of 256 than of 32 (one thread, 3 interleaved pairs, a shared 2-core machine).
 FORWARD_BATCH = 32
 
 Images = ImageSet | ImageList | torch.Tensor | np.ndarray
