@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from xferlib import env
 
 Handler = Callable[[argparse.Namespace], dict[str, Any]]
 
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         print("xfer: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one line for the user; the traceback with XFER_DEBUG=1
-        if os.environ.get("XFER_DEBUG"):
+        if env.debug():
             raise
         print(
             f"xfer {args.command}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr

@@ -11,13 +11,14 @@ a half-written file); on S3 a PUT is already all-or-nothing. Both back ends shar
 from __future__ import annotations
 
 import io
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+
+from xferlib.atomic import atomic_write_bytes
 
 TS = "ts"
 _PART = "part-"
@@ -39,13 +40,9 @@ class _Store:
             storage.write_bytes(uri, data)
             return uri
         path = Path(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # hidden: readers skip it
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write_bytes(
+            path, data
+        )  # its temporary file is hidden and ends .tmp: parts() skips it
         return str(path)
 
     def read(self, uri: str) -> bytes:

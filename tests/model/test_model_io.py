@@ -8,6 +8,7 @@ import pickle
 import pytest
 import torch
 
+from xferlib.atomic import sha256_file
 from xferlib.models import (
     Classifier,
     ModelIntegrityError,
@@ -15,7 +16,6 @@ from xferlib.models import (
     load_model,
     save_model,
 )
-from xferlib.models.weights import sha256_file
 
 
 def _model() -> Classifier:
