@@ -11,10 +11,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
+from typing import Any
 
 from xferlib.env import quiet_environ
+
+# what signal.signal returns: a handler, SIG_DFL/SIG_IGN, or None (not installed from Python)
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 def free_port() -> int:
@@ -52,7 +57,7 @@ class Services:
         self.log_dir = log_dir or home
         self.procs: list[subprocess.Popen[bytes]] = []
         self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self._old_term = None
+        self._old_term: _Handler = None
 
     def env(self) -> dict[str, str]:
         return quiet_environ(PREFECT_HOME=str(self.home), PREFECT_API_URL=self.api_url)

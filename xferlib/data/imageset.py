@@ -45,14 +45,13 @@ class ImageSet:
         parts = [p for p in parts if len(p)]
         if not parts:
             raise ValueError("cannot concatenate an empty list of ImageSets")
-        size = parts[0].images.shape[-2:]
+        size = (int(parts[0].images.shape[-2]), int(parts[0].images.shape[-1]))
         imgs = [
-            p.images if p.images.shape[-2:] == size else resize_uint8(p.images, tuple(size))
+            p.images if tuple(p.images.shape[-2:]) == size else resize_uint8(p.images, size)
             for p in parts
         ]
-        labels = (
-            None if any(p.labels is None for p in parts) else torch.cat([p.labels for p in parts])
-        )  # type: ignore[misc]
+        known = [p.labels for p in parts if p.labels is not None]
+        labels = torch.cat(known) if len(known) == len(parts) else None
         return ImageSet(torch.cat(imgs), labels, [i for p in parts for i in p.ids])
 
 

@@ -21,6 +21,7 @@ from xferlib.env import QUIET_ENV
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
 
 T = TypeVar("T")
 
@@ -29,20 +30,20 @@ FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 4.0
 
 
-def metric(key: str, value: float, timestamp_ms: int, step: int) -> object:
+def metric(key: str, value: float, timestamp_ms: int, step: int) -> Metric:
     """An MLflow `Metric` entity for `log_batch` (built here: this module is the SDK's adapter)."""
     from mlflow.entities import Metric
 
     return Metric(key, value, timestamp_ms, step)
 
 
-def param(key: str, value: str) -> object:
+def param(key: str, value: str) -> Param:
     from mlflow.entities import Param
 
     return Param(key, value)
 
 
-def run_tag(key: str, value: str) -> object:
+def run_tag(key: str, value: str) -> RunTag:
     from mlflow.entities import RunTag
 
     return RunTag(key, value)
