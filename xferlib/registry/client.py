@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urlparse
 
 from xferlib import env
-from xferlib.env import QUIET_ENV
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -104,11 +103,11 @@ def call_with_retries(tracking_uri: str, what: str, fn: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
+# defaults only: a user's own MLFLOW_HTTP_REQUEST_* settings win
 _MLFLOW_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-    "MLFLOW_DISABLE_TELEMETRY": QUIET_ENV["MLFLOW_DISABLE_TELEMETRY"],
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    **{k: v for k, v in env.QUIET_ENV.items() if k.startswith("MLFLOW_")},
 }
 
 
