@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from xferlib import env
-
 Handler = Callable[[argparse.Namespace], dict[str, Any]]
 
 
@@ -269,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         print("xfer: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one line for the user; the traceback with XFER_DEBUG=1
+        from xferlib import env
+
         if env.debug():
             raise
         print(

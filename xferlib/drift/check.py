@@ -100,6 +100,7 @@ def check_drift(
         report_json=json_path, report_id=report_id,
     )  # fmt: skip
     if json_path is not None:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json_path, json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     return report
 
