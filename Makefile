@@ -73,6 +73,7 @@ figures: setup
 lint: setup
 	$(VENV)/bin/ruff check xferlib flows tests bench
 	$(VENV)/bin/ruff format --check xferlib flows tests bench
+	$(VENV)/bin/mypy xferlib
 	$(PY) bench/figures.py --check
 
 clean:

@@ -28,17 +28,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from xferlib import env
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 MIN_PAIRS = 5
-QUIET_ENV = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "DVC_NO_ANALYTICS": "1",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-}
+QUIET_ENV = {**env.QUIET_ENV, **env.QUIET_DEFAULTS}
 PROVENANCE_KEYS = (
     "commit",
     "dirty",

@@ -11,17 +11,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
+from typing import Any
 
-QUIET_ENV = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "DVC_NO_ANALYTICS": "1",
-    "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "WARNING"),
-}
+from xferlib.env import quiet_environ
+
+# what signal.signal returns: a handler, SIG_DFL/SIG_IGN, or None (not installed from Python)
+_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 def free_port() -> int:
@@ -59,15 +57,10 @@ class Services:
         self.log_dir = log_dir or home
         self.procs: list[subprocess.Popen[bytes]] = []
         self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self._old_term = None
+        self._old_term: _Handler = None
 
     def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            **QUIET_ENV,
-            "PREFECT_HOME": str(self.home),
-            "PREFECT_API_URL": self.api_url,
-        }
+        return quiet_environ(PREFECT_HOME=str(self.home), PREFECT_API_URL=self.api_url)
 
     def spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -81,9 +74,7 @@ class Services:
     def __enter__(self) -> Services:
         self.home.mkdir(parents=True, exist_ok=True)
         self._old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-        os.environ.update(
-            {**QUIET_ENV, "PREFECT_HOME": str(self.home), "PREFECT_API_URL": self.api_url}
-        )
+        os.environ.update(self.env())  # in-process Prefect clients talk to this server
         proc = self.spawn(
             [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
             "prefect-server.log",

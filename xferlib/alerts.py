@@ -11,7 +11,6 @@ duplicate an alert nor interleave lines. Secrets are redacted from every output.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import http.client
 import json
 import os
@@ -24,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from xferlib import env
+from xferlib.atomic import sha256_bytes
 from xferlib.secrets import redact, redact_obj, redact_url
 
 AlertKind = Literal[
@@ -69,7 +70,7 @@ class Alert:
             object.__setattr__(self, "model_version", str(self.model_version))
         if not self.dedup_key:
             ident = [self.kind, self.model_name, self.model_version, self.report_path, self.message]
-            digest = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
+            digest = sha256_bytes(json.dumps(ident).encode())[:16]  # an id, not a file hash
             object.__setattr__(self, "dedup_key", f"{self.kind}:{self.model_name}:{digest}")
         if not self.ts:
             object.__setattr__(self, "ts", datetime.now(UTC).isoformat(timespec="seconds"))
@@ -136,7 +137,7 @@ class AlertSink:
         backoff: float = 0.5,
     ) -> None:
         self.path = Path(workdir_alerts_path)
-        url = os.environ.get("XFER_ALERT_WEBHOOK", "") if webhook_url is None else webhook_url
+        url = env.alert_webhook() if webhook_url is None else webhook_url
         self._webhook_url = url.strip()
         self.timeout = timeout
         self.retries = max(0, retries)

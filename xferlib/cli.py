@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -268,7 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         print("xfer: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one line for the user; the traceback with XFER_DEBUG=1
-        if os.environ.get("XFER_DEBUG"):
+        from xferlib import env
+
+        if env.debug():
             raise
         print(
             f"xfer {args.command}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr

@@ -2,24 +2,31 @@
 
 Configuration says *what* (params.yaml); the environment says *where*: the work directory, the
 MLflow server, the object store, the webhook. Every variable xfer reads is named here, read when
-asked (never at import) and returned typed, so `grep XFER_ xferlib/env.py` lists them all.
+asked (never at import) and returned typed, so `grep XFER_ xferlib/env.py` lists them all. A blank
+value counts as unset. The few writes (MLflow's own defaults, restoring what MLflow's fluent API
+overwrote) go through `set_default` and `preserved`; `tests/unit/test_architecture.py` fails when
+another module of xferlib touches `os.environ` or `os.getenv`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 # Set in every child process and server xfer starts: no telemetry, no update checks, no prompts.
 QUIET_ENV: Mapping[str, str] = {
     "DO_NOT_TRACK": "1",
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "DVC_NO_ANALYTICS": "1",
     "DVC_NO_UPDATER": "1",
     "GIT_TERMINAL_PROMPT": "0",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
 }
+# Quiet defaults the user may override (a debugging session wants Prefect's INFO logs back).
+QUIET_DEFAULTS: Mapping[str, str] = {"PREFECT_LOGGING_LEVEL": "WARNING"}
 
 
 def _get(name: str) -> str | None:
@@ -33,8 +40,8 @@ def environ() -> dict[str, str]:
 
 
 def quiet_environ(**extra: str) -> dict[str, str]:
-    """The environment for a child process: ours, plus QUIET_ENV, plus `extra`."""
-    return {**os.environ, **QUIET_ENV, **extra}
+    """The environment for a child process: QUIET_DEFAULTS, then ours, then QUIET_ENV, then `extra`."""
+    return {**QUIET_DEFAULTS, **os.environ, **QUIET_ENV, **extra}
 
 
 def xfer_home() -> str | None:
@@ -64,8 +71,12 @@ def weights_cache() -> Path | None:
 
 
 def debug() -> bool:
-    """XFER_DEBUG: print tracebacks instead of one-line errors."""
-    return _get("XFER_DEBUG") not in (None, "0", "false")
+    """XFER_DEBUG: print tracebacks instead of one-line errors (0/false/no/off, any case, = off)."""
+    value = _get("XFER_DEBUG")
+    return value is not None and value.lower() not in _FALSE
+
+
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def nproc() -> str | None:
@@ -92,6 +103,33 @@ def aws_region() -> str:
     return _get("AWS_DEFAULT_REGION") or _get("AWS_REGION") or "us-east-1"
 
 
+def aws_credentials() -> tuple[str | None, str | None, str | None]:
+    """AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (None = boto3's own lookup)."""
+    return _get("AWS_ACCESS_KEY_ID"), _get("AWS_SECRET_ACCESS_KEY"), _get("AWS_SESSION_TOKEN")
+
+
 def aws_max_attempts() -> str | None:
     """AWS_MAX_ATTEMPTS (raw; storage.py validates it and names the fix)."""
     return _get("AWS_MAX_ATTEMPTS")
+
+
+# --- writes: only for libraries that read their configuration from the environment ----------
+
+
+def set_default(name: str, value: str) -> None:
+    """Set `name` for this process (and its children) unless the user already set it."""
+    os.environ.setdefault(name, value)
+
+
+@contextmanager
+def preserved(*names: str) -> Iterator[None]:
+    """Put `names` back as they were (set or unset) after a block that lets a library rewrite them."""
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -8,14 +8,15 @@ need no sklearn. ECE uses 15 equal-width confidence bins (Guo et al. 2017).
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from xferlib.atomic import atomic_write_bytes, atomic_write_text, atomic_writer
 from xferlib.data.imageset import ImageSet
 from xferlib.models.predictor import Predictor
 
@@ -120,28 +121,21 @@ def write_eval(result: EvalResult, metrics_json: Path, plots_dir: Path) -> None:
         "ece": result.ece,
         "n": result.n,
     }
-    _atomic_text(metrics_json, json.dumps({**flat, "per_class": result.per_class}, indent=2))
+    atomic_write_text(metrics_json, json.dumps({**flat, "per_class": result.per_class}, indent=2))
     _write_confusion_csv(result, plots_dir / "confusion.csv")
     _plot_confusion(result, plots_dir / "confusion.png")
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _write_confusion_csv(result: EvalResult, path: Path) -> None:
     """One row per sample (actual, predicted), the input of DVC's confusion template."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["actual", "predicted"])
-        names = result.class_names
-        writer.writerows(
-            (names[t], names[p]) for t, p in zip(result.y_true, result.y_pred, strict=True)
-        )
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")  # csv writes its own \r\n; no newline translation after it
+    writer = csv.writer(buf)
+    writer.writerow(["actual", "predicted"])
+    names = result.class_names
+    writer.writerows(
+        (names[t], names[p]) for t, p in zip(result.y_true, result.y_pred, strict=True)
+    )
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def _plot_confusion(result: EvalResult, path: Path) -> None:
@@ -173,4 +167,5 @@ def _plot_confusion(result: EvalResult, path: Path) -> None:
                 color="black" if cm[i, j] < cm.max() / 2 else "white",
             )
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_writer(path) as f:
+        fig.savefig(f, format="png", dpi=100)

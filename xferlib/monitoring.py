@@ -3,21 +3,22 @@
 Layout under the root (a local directory or an `s3://bucket/prefix`):
 `dt=YYYY-MM-DD/hour=HH/part-<uuid>.parquet`, partitioned by each row's `ts` (UTC). Every append
 writes new files only, never rewrites one, so concurrent writers cannot lose each other's rows.
-Locally a part is written under a hidden temporary name and atomically renamed (readers never see
-a half-written file); on S3 a PUT is already all-or-nothing. Both back ends share everything but
-`_Store`'s three methods; `xferlib.storage` (boto3) is imported only for s3:// roots.
+Locally a part is written through `xferlib.atomic` (hidden temporary file, fsync, rename: readers
+never see a half-written file); on S3 a PUT is already all-or-nothing. Both back ends share
+everything but `_Store`'s three methods; `xferlib.storage` (boto3) is imported only for s3:// roots.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+
+from xferlib.atomic import atomic_write_bytes
 
 TS = "ts"
 _PART = "part-"
@@ -39,13 +40,8 @@ class _Store:
             storage.write_bytes(uri, data)
             return uri
         path = Path(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # hidden: readers skip it
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        # the temporary file is hidden and ends .tmp, so parts() never lists it
+        atomic_write_bytes(path, data)
         return str(path)
 
     def read(self, uri: str) -> bytes:

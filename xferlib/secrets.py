@@ -8,11 +8,12 @@ URLs, webhook tokens and AWS key ids.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
+
+from xferlib.env import environ
 
 MASK = "***"
 # Variable names whose values are secrets (AWS_SECRET_ACCESS_KEY, XFER_ALERT_WEBHOOK_TOKEN, ...).
@@ -34,7 +35,7 @@ def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
 
     The webhook URL is included too: a Slack/Teams webhook URL is itself a bearer credential.
     """
-    env = os.environ if env is None else env
+    env = environ() if env is None else env
     found = {
         value
         for name, value in env.items()

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from xferlib import env
 from xferlib.secrets import redact
 
 MULTIPART_THRESHOLD = 8 * 1024 * 1024  # S3's usual part size; below it one PUT is cheaper
@@ -52,7 +53,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 def endpoint_url() -> str | None:
     """The S3 endpoint from the environment (None = AWS itself)."""
-    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    return env.s3_endpoint()
 
 
 def read_bytes(uri: str) -> bytes:
@@ -151,15 +152,8 @@ def delete(uri: str) -> None:
 
 def _client() -> Any:
     """A boto3 S3 client for the current environment (cached per endpoint + credentials)."""
-    env = os.environ
-    return _cached_client(
-        endpoint_url(),
-        _region(),
-        env.get("AWS_ACCESS_KEY_ID"),
-        env.get("AWS_SECRET_ACCESS_KEY"),
-        env.get("AWS_SESSION_TOKEN"),
-        _max_attempts(),
-    )
+    key_id, secret, token = env.aws_credentials()
+    return _cached_client(endpoint_url(), _region(), key_id, secret, token, _max_attempts())
 
 
 @functools.lru_cache(maxsize=8)
@@ -191,11 +185,11 @@ def _cached_client(
 
 
 def _region() -> str:
-    return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    return env.aws_region()
 
 
 def _max_attempts() -> int:
-    raw = os.environ.get("AWS_MAX_ATTEMPTS", "")
+    raw = env.aws_max_attempts() or ""
     return int(raw) if raw.isdigit() and int(raw) > 0 else _DEFAULT_ATTEMPTS
 
 

@@ -8,7 +8,6 @@ DVC's Python internals, which change between releases.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from xferlib import env
+from xferlib.atomic import atomic_write_text
 from xferlib.workdir import Workdir
 
 REMOTE_NAME = "storage"
@@ -49,7 +50,7 @@ def init_repo(root: Path | str, remote: str | None = None) -> None:
     """Make `root` a git + DVC repo with a default remote (idempotent).
 
     The remote is `remote` (a path or URL, e.g. s3://bucket/prefix) or the workdir's local
-    `.dvcstore`. For s3:// remotes, AWS_ENDPOINT_URL (if set) becomes the remote's endpoint in
+    `.dvcstore`. For s3:// remotes, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL (if set) becomes the remote's endpoint in
     the uncommitted `.dvc/config.local`, since endpoints are infrastructure, not history.
     """
     root = Path(root).resolve()
@@ -65,7 +66,7 @@ def init_repo(root: Path | str, remote: str | None = None) -> None:
     if remote or not url:
         url = url or str(Workdir(root).dvc_remote)
         _dvc(root, "remote", "add", "--default", "--force", REMOTE_NAME, url)
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = env.s3_endpoint()
     if url.startswith("s3://") and endpoint:
         _dvc(root, "remote", "modify", "--local", REMOTE_NAME, "endpointurl", endpoint)
     _ignore(root, "/.dvcstore/")
@@ -153,7 +154,7 @@ def _ignore(root: Path, pattern: str) -> None:
     gitignore = root / ".gitignore"
     lines = gitignore.read_text().splitlines() if gitignore.exists() else []
     if pattern not in lines and pattern.lstrip("/") not in lines:
-        gitignore.write_text("\n".join([*lines, pattern]) + "\n")
+        atomic_write_text(gitignore, "\n".join([*lines, pattern]) + "\n")
 
 
 def _relative(root: Path, path: Path | str) -> str:
@@ -185,8 +186,7 @@ def _dvc(root: Path, *args: str, check: bool = True) -> str:
 
 
 def _run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"DVC_NO_ANALYTICS": "1", "DVC_NO_UPDATER": "1", "GIT_TERMINAL_PROMPT": "0"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=env.quiet_environ(), capture_output=True, text=True)
     if check and proc.returncode != 0:
         tool = Path(cmd[0]).name
         raise VersioningError(

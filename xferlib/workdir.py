@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from xferlib import env
+
 
 @dataclass(frozen=True)
 class Workdir:
@@ -16,7 +18,7 @@ class Workdir:
 
     @staticmethod
     def resolve(path: str | os.PathLike[str] | None = None) -> Workdir:
-        raw = path or os.environ.get("XFER_HOME") or os.getcwd()
+        raw = path or env.xfer_home() or os.getcwd()
         return Workdir(Path(raw).expanduser().resolve())
 
     # --- data (tracked by DVC) ---
@@ -30,7 +32,7 @@ class Workdir:
     @property
     def dvc_remote(self) -> Path:
         """Default local DVC remote (used when no remote is configured)."""
-        return Path(os.environ.get("XFER_DVC_REMOTE") or self.root / ".dvcstore")
+        return Path(env.dvc_remote() or self.root / ".dvcstore")
 
     # --- pipeline outputs (dvc.yaml stages) ---
     @property
@@ -85,7 +87,7 @@ class Workdir:
 
     @property
     def mlflow_uri(self) -> str:
-        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.root / 'mlflow.db'}"
+        return env.mlflow_tracking_uri() or f"sqlite:///{self.root / 'mlflow.db'}"
 
     @property
     def mlflow_artifacts(self) -> Path:

@@ -14,10 +14,10 @@ import yaml
 
 from xferlib.data.fashion import FASHION_CLASSES, export_imagefolder, load_fashion_mnist
 from xferlib.demo.world import shift_array
+from xferlib.env import QUIET_ENV
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+for _key, _value in QUIET_ENV.items():
+    os.environ.setdefault(_key, _value)
 
 # The promotion gate keeps its defaults here (min_accuracy, min_improvement, max_forgetting): a
 # test that needs a promotion earns it. Hence 500 source images and 5 epochs: the tiny net's v1

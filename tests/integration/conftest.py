@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from xferlib import env
+
 QUIET_ENV = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    **env.QUIET_ENV,
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # 2 processes instead of 10
 }
 
@@ -55,11 +56,14 @@ class MlflowServer:
             "--workers", "1", "--backend-store-uri", f"sqlite:///{self.db}",
             "--artifacts-destination", str(self.artifacts),
         ]  # fmt: skip
-        env = {**os.environ, **QUIET_ENV}
         with open(self.log, "ab") as log:
             # own process group: kill() takes down uvicorn's worker too
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=log, env=env, start_new_session=True
+                cmd,
+                stdout=log,
+                stderr=log,
+                env=env.quiet_environ(**QUIET_ENV),
+                start_new_session=True,
             )
         self._wait_healthy(timeout_s)
         return self

@@ -13,14 +13,10 @@ import pytest
 import yaml
 
 from xferlib.data.fashion import FASHION_CLASSES, export_imagefolder, load_fashion_mnist
+from xferlib.env import quiet_environ
 
 BIN = Path(sys.executable).parent
-ENV = {
-    **os.environ,
-    "PATH": f"{BIN}:{os.environ['PATH']}",
-    "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-}
+ENV = quiet_environ(PATH=f"{BIN}:{os.environ['PATH']}")
 
 
 def xfer(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from xferlib import storage
+from xferlib.env import quiet_environ
 
 if TYPE_CHECKING:
     from s3_fixtures import S3Server
@@ -134,8 +135,7 @@ def pg_mlflow(
             mp.setenv(name, value)
         storage.create_bucket(bucket)
     port, log = _free_port(), tmp_path_factory.mktemp("mlflow") / "server.log"
-    env = os.environ | s3_server.env()
-    env |= {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env = quiet_environ(**s3_server.env(), MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     cmd = [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--workers", "1", "--backend-store-uri", postgres.url("mlflow")]
     cmd += ["--artifacts-destination", f"s3://{bucket}/mlflow"]

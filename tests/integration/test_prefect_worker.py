@@ -21,9 +21,10 @@ from uuid import UUID
 
 import pytest
 
-from flows.server import QUIET_ENV, Services
+from flows.server import Services
 from tests.flows.conftest import SOURCE_IMAGES, make_workdir, write_window
 from xferlib.data.fashion import load_fashion_mnist
+from xferlib.env import QUIET_ENV
 from xferlib.monitoring import read_window
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from xferlib import storage
+from xferlib.env import quiet_environ
 from xferlib.storage import ObjectNotFound, StorageError
 
 if TYPE_CHECKING:  # the fixtures come from s3_fixtures via the conftest registration
@@ -163,8 +164,8 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 def _dvc_env(tmp_path: Path) -> dict[str, str]:
     """A subprocess environment without AWS_* so credentials must come from the DVC remote config."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env |= {"DVC_NO_ANALYTICS": "1", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    env = {k: v for k, v in quiet_environ().items() if not k.startswith("AWS_")}
+    env |= {"HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
     env |= {"GIT_AUTHOR_NAME": "xfer", "GIT_AUTHOR_EMAIL": "xfer@example.invalid"}
     env |= {"GIT_COMMITTER_NAME": "xfer", "GIT_COMMITTER_EMAIL": "xfer@example.invalid"}
     return env

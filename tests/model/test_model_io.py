@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import pickle
+from typing import Any
 
 import pytest
 import torch
 
+from xferlib.atomic import sha256_file
 from xferlib.models import (
     Classifier,
     ModelIntegrityError,
@@ -15,7 +17,6 @@ from xferlib.models import (
     load_model,
     save_model,
 )
-from xferlib.models.weights import sha256_file
 
 
 def _model() -> Classifier:
@@ -69,3 +70,42 @@ def test_crafted_pickle_is_refused_without_running_it(tmp_path, monkeypatch) -> 
     with pytest.raises(ModelIntegrityError, match="refused"):
         load_model(tmp_path)
     assert not marker.exists(), "the pickle's payload ran"
+
+
+class _CountingHashlib:
+    """Stands in for `hashlib` inside xferlib.atomic and counts the sha256 objects it makes."""
+
+    def __init__(self) -> None:
+        import hashlib
+
+        self._real, self.calls = hashlib, 0
+
+    def sha256(self, data: bytes = b"") -> Any:
+        self.calls += 1
+        return self._real.sha256(data)
+
+
+def test_model_pt_is_hashed_once_per_save_and_once_per_load(tmp_path, monkeypatch) -> None:
+    from xferlib import atomic
+    from xferlib.registry.runs import _weights_sha256
+
+    counter = _CountingHashlib()
+    monkeypatch.setattr(atomic, "hashlib", counter)
+    digest = save_model(_model(), tmp_path, ["a", "b", "c"])
+    assert counter.calls == 1, "save_model hashes the bytes it writes, once"
+    assert _weights_sha256(tmp_path) == digest and counter.calls == 1, "logging reuses model.json's"
+    load_model(tmp_path, expected_sha256=digest)
+    assert counter.calls == 2, "load_model checks both expected hashes against one hash"
+
+
+def test_logging_a_model_without_a_recorded_hash_hashes_the_file(tmp_path) -> None:
+    from xferlib.registry.runs import _weights_sha256
+
+    digest = save_model(_model(), tmp_path, ["a", "b", "c"])
+    meta = json.loads((tmp_path / "model.json").read_text())
+    del meta["weights_sha256"]
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    assert _weights_sha256(tmp_path) == digest
+    (tmp_path / "model.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="save_model"):
+        _weights_sha256(tmp_path)

@@ -19,16 +19,10 @@ import numpy as np
 import pytest
 
 from tests.flows.conftest import make_workdir
+from xferlib.env import QUIET_DEFAULTS, QUIET_ENV
 
 XFER = str(Path(sys.executable).with_name("xfer"))
-QUIET = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "DVC_NO_ANALYTICS": "1",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-}
+QUIET = {**QUIET_ENV, **QUIET_DEFAULTS}  # PREFECT_LOGGING_LEVEL too: the suite wants WARNING
 # Variables other suites set for the session; they would point a work dir at a foreign store.
 FOREIGN = ("MLFLOW_TRACKING_URI", "XFER_ALERT_WEBHOOK", "PREFECT_API_URL", "XFER_HOME")
 

@@ -189,7 +189,7 @@ def _fill(disk: Path) -> Path:
 def test_disk_full_in_the_work_dir_fails_clearly_and_keeps_the_champion(
     base_wd: Path, small_disk: Path, tmp_path: Path
 ) -> None:
-    from xferlib.models.weights import sha256_file
+    from xferlib.atomic import sha256_file
 
     wd = clone(base_wd, small_disk / "wd")
     window_dir = window(tmp_path / "win", None or _fashion(base_wd), 0, 20)  # type: ignore[arg-type]

@@ -55,10 +55,11 @@ def _plant(wd: Path, payload_file: Path) -> tuple[str, str, str]:
 def test_a_crafted_pickle_in_the_registry_is_refused_and_never_executed(
     wd: Path, tmp_path: Path, tag: str
 ) -> None:
+    from xferlib.atomic import sha256_file
     from xferlib.models.io import ModelIntegrityError
     from xferlib.registry import load_predictor
     from xferlib.registry.client import mlflow_client
-    from xferlib.registry.runs import SHA_TAG, file_sha256
+    from xferlib.registry.runs import SHA_TAG
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil" / "model.pt"
@@ -66,7 +67,7 @@ def test_a_crafted_pickle_in_the_registry_is_refused_and_never_executed(
     torch.save({"head.weight": _Payload(marker)}, evil)
     uri, name, version = _plant(wd, evil)
     if tag == "forged to match":  # an attacker who can also write registry tags
-        mlflow_client(uri).set_model_version_tag(name, version, SHA_TAG, file_sha256(evil))
+        mlflow_client(uri).set_model_version_tag(name, version, SHA_TAG, sha256_file(evil))
 
     with pytest.raises(ModelIntegrityError):
         load_predictor(f"models:/{name}/{version}", uri)

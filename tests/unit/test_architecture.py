@@ -147,3 +147,46 @@ def test_the_import_graph_sees_from_imports() -> None:
     """The layer and cycle tests see `from pkg import name` edges (else they would pass vacuously)."""
     graph = _graph()
     assert "xferlib.registry.client" in graph["xferlib.registry.runs"]
+
+
+# Files still reading os.environ directly on this branch; r-stages converts them to xferlib.env
+# (env.nproc / env.rank / env.local_rank). Remove this set when that branch is merged.
+ENV_PENDING = frozenset({"stages/distributed.py", "stages/distributed_worker.py"})
+
+
+def _environment_reads(path: Path) -> list[str]:
+    """`os.environ`, `os.environb`, `os.getenv`, `os.putenv`/`unsetenv` and `from os import ...` of them."""
+    names = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+    hits = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in names
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ):
+            hits.append(f"os.{node.attr} (line {node.lineno})")
+        elif isinstance(node, ast.ImportFrom) and node.module == "os":
+            hits += [f"from os import {a.name}" for a in node.names if a.name in names]
+    return hits
+
+
+def test_only_env_touches_the_environment() -> None:
+    offenders = {}
+    for path in _modules():
+        rel = path.relative_to(LIB).as_posix()
+        if rel != "env.py" and rel not in ENV_PENDING and (hits := _environment_reads(path)):
+            offenders[rel] = hits
+    assert offenders == {}, f"read environment variables through xferlib.env: {offenders}"
+
+
+def test_the_environment_check_sees_reads(tmp_path: Path) -> None:
+    """The walk above finds every spelling (else it would pass vacuously)."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import os\nfrom os import getenv\n"
+        "a = os.environ.get('A')\nb = os.getenv('B')\nc = os.environ['C']\n"
+    )
+    hits = _environment_reads(probe)
+    assert len(hits) == 4 and "from os import getenv" in hits, hits
+    assert _environment_reads(LIB / "env.py"), "env.py itself reads os.environ"

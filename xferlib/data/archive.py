@@ -9,6 +9,7 @@ quarantine it while the rest of the archive is ingested. `extractall` is never u
 
 from __future__ import annotations
 
+import functools
 import re
 import stat
 import tarfile
@@ -106,7 +107,7 @@ def _zip_members(archive: Path, cap: int) -> Iterator[Member]:
                     info.filename, None, Rejected(UNSAFE, f"special file {info.filename!r}")
                 )
             else:
-                yield _capped(info.filename, lambda i=info: zf.open(i), cap)
+                yield _capped(info.filename, functools.partial(zf.open, info), cap)
 
 
 def _tar_members(archive: Path, cap: int) -> Iterator[Member]:
@@ -121,7 +122,7 @@ def _tar_members(archive: Path, cap: int) -> Iterator[Member]:
             elif not m.isfile():
                 yield Member(m.name, None, Rejected(UNSAFE, f"device or fifo {m.name!r}"))
             else:
-                yield _capped(m.name, lambda m=m: tf.extractfile(m), cap)
+                yield _capped(m.name, functools.partial(tf.extractfile, m), cap)
 
 
 def _capped(name: str, opener: Callable[[], Any], cap: int) -> Member:

@@ -11,7 +11,6 @@ temporary folder inside the work directory first; unsafe members are quarantined
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from xferlib.atomic import atomic_write_bytes, sha256_bytes
 from xferlib.config import DataParams
 from xferlib.data.archive import extract, is_archive
 from xferlib.data.fashion import FASHION_CLASSES, idx_pairs, is_idx_source, read_idx
@@ -66,11 +66,9 @@ class _Quarantine:
 
     def add(self, path: Path, data: bytes | None, rejected: Rejected) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        sha = hashlib.sha256(data).hexdigest() if data is not None else None
-        if sha is not None and not (self.dir / sha).exists():
-            tmp = self.dir / f".{sha}.{os.getpid()}.tmp"
-            tmp.write_bytes(data)  # type: ignore[arg-type]
-            os.replace(tmp, self.dir / sha)
+        sha = sha256_bytes(data) if data is not None else None
+        if data is not None and sha is not None and not (self.dir / sha).exists():
+            atomic_write_bytes(self.dir / sha, data)
         shown = os.fsdecode(path)
         if self.rename[0] and shown.startswith(self.rename[0]):
             shown = self.rename[1] + shown[len(self.rename[0]) :]

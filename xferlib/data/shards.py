@@ -9,7 +9,6 @@ written to a temporary file and renamed, so a crash leaves the previous dataset 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import io
 import os
 from collections import Counter
@@ -25,6 +24,7 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
+from xferlib.atomic import atomic_write_bytes, sha256_bytes
 from xferlib.config import DataParams
 from xferlib.data.imageset import ImageSet, resize_uint8
 from xferlib.data.validate import Accepted
@@ -112,7 +112,7 @@ class DatasetWriter:
             table = pa.Table.from_pandas(manifest, schema=SCHEMA, preserve_index=False)
             buf = pa.BufferOutputStream()
             pq.write_table(table, buf)
-            _atomic_write(self.dir / MANIFEST, buf.getvalue().to_pybytes())
+            atomic_write_bytes(self.dir / MANIFEST, buf.getvalue().to_pybytes())
             return manifest
         finally:
             self._unlock()
@@ -140,11 +140,11 @@ class DatasetWriter:
         if not self._pending:
             return
         blob = b"".join(p.png for p in self._pending)
-        name = hashlib.sha256(blob).hexdigest()
+        name = sha256_bytes(blob)
         (self.dir / SHARDS).mkdir(parents=True, exist_ok=True)
         target = self.dir / SHARDS / f"{name}.bin"
-        if not target.exists():
-            _atomic_write(target, blob)
+        if not target.exists():  # content-addressed: an existing shard already holds these bytes
+            atomic_write_bytes(target, blob)
         offset = 0
         for p in self._pending:
             self._rows.append(p.row | {"shard": name, "offset": offset, "length": len(p.png)})
@@ -169,7 +169,7 @@ def read_image_bytes(dataset_dir: Path | str, row: Any) -> bytes:
     with shard_path(dataset_dir, row["shard"]).open("rb") as f:
         f.seek(int(row["offset"]))
         data = f.read(int(row["length"]))
-    if hashlib.sha256(data).hexdigest() != row["sha256"]:
+    if sha256_bytes(data) != row["sha256"]:
         raise OSError(
             f"image {row['sha256']} in shard {row['shard']} is corrupt; re-run `dvc pull`"
         )
@@ -249,12 +249,3 @@ def _empty() -> pd.DataFrame:
 def _printable(path: str) -> str:
     """File names that are not valid UTF-8 (surrogate-escaped) cannot go into Parquet as is."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

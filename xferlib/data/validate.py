@@ -9,7 +9,6 @@ ingest de-duplicate to one stored image.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 import zlib
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from xferlib.atomic import sha256_bytes
 from xferlib.config import DataParams
 
 # The fixed vocabulary of rejection reasons (ingest adds the file-system ones below).
@@ -133,7 +133,7 @@ def _encode(img: Image.Image, params: DataParams, fmt: str) -> Accepted:
     # The sha256 is over these bytes, so it is stable for a given Pillow/zlib build.
     out.save(buf, format="PNG", compress_level=1)
     png = buf.getvalue()
-    return Accepted(png, hashlib.sha256(png).hexdigest(), out.width, out.height, source_mode, fmt)
+    return Accepted(png, sha256_bytes(png), out.width, out.height, source_mode, fmt)
 
 
 def _upright(img: Image.Image) -> Image.Image:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from xferlib.atomic import atomic_write_text
 from xferlib.config import MAX_TEST_FAMILIES, DriftParams
 from xferlib.drift.features import MODEL_COLUMNS, PROPERTY_COLUMNS, feature_columns
 from xferlib.drift.stats import chi2_test, ks_test, mmd_test
@@ -100,7 +101,7 @@ def check_drift(
     )  # fmt: skip
     if json_path is not None:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+        atomic_write_text(json_path, json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     return report
 
 
@@ -178,7 +179,9 @@ def _short(cols: list[str], limit: int = 8) -> str:
 
 
 def _report_id(reference_version: str, current: pd.DataFrame, cfg: DriftParams) -> str:
-    """Content hash: checking the same window against the same reference twice gives the same id."""
+    """Content hash: checking the same window against the same reference twice gives the same id.
+
+    A streaming hashlib digest over three parts (not a file's content, so not `xferlib.atomic`)."""
     h = hashlib.sha256(reference_version.encode())
     h.update(pd.util.hash_pandas_object(current, index=False).to_numpy().tobytes())
     h.update(json.dumps(asdict(cfg), sort_keys=True).encode())

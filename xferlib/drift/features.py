@@ -17,6 +17,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from xferlib.atomic import atomic_writer
+
 PROPERTY_COLUMNS: tuple[str, ...] = (
     "brightness",
     "contrast",
@@ -127,12 +129,14 @@ class PCAProjector:
         return (x - self.mean) @ self.components.T
 
     def save(self, path: str | Path) -> None:
-        np.savez(
-            path,
-            mean=self.mean,
-            components=self.components,
-            explained_variance=self.explained_variance,
-        )
+        """Write the projector to `path` exactly (np.savez would append .npz to a bare name)."""
+        with atomic_writer(path) as f:
+            np.savez(
+                f,
+                mean=self.mean,
+                components=self.components,
+                explained_variance=self.explained_variance,
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> PCAProjector:

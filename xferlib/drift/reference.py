@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from xferlib.atomic import atomic_write_text, atomic_writer
 from xferlib.config import DriftParams
 from xferlib.drift.features import PCAProjector, feature_columns, monitoring_frame
 
@@ -72,9 +73,10 @@ def build_reference(
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(out / "reference.parquet", index=False)
+    with atomic_writer(out / "reference.parquet") as f:
+        frame.to_parquet(f, index=False)
     pca.save(out / "pca.npz")
-    (out / "reference.json").write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_text(out / "reference.json", json.dumps(info, indent=2) + "\n")
     return Reference(frame, pca, info)
 
 

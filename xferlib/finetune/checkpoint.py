@@ -1,18 +1,19 @@
 """`last.pt`: everything needed to continue a killed run exactly where it stopped.
 
-Written atomically (temp file + os.replace) after every epoch, so a kill mid-write leaves the
+Written atomically (`xferlib.atomic.atomic_writer`) after every epoch, so a kill mid-write leaves the
 previous epoch's checkpoint intact. It holds only tensors and plain containers and is read with
 `weights_only=True`.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from xferlib.atomic import atomic_writer
 
 CHECKPOINT_FILE = "last.pt"
 
@@ -35,18 +36,16 @@ def save_checkpoint(checkpoint_dir: Path, state: dict[str, Any]) -> Path:
     """Atomically write `state` to `checkpoint_dir/last.pt`."""
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_dir / CHECKPOINT_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(state, tmp)
+        with atomic_writer(path) as f:
+            torch.save(state, f)
     except (OSError, RuntimeError) as exc:  # torch reports a full disk as "unexpected pos"
-        tmp.unlink(missing_ok=True)
         free = shutil.disk_usage(checkpoint_dir).free
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise OSError(
             f"cannot write checkpoint {path} ({free} bytes free on its disk: {first}); "
             "free disk space or point --workdir at a larger disk"
         ) from exc
-    os.replace(tmp, path)
     return path
 
 

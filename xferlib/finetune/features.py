@@ -10,19 +10,22 @@ Inference for serving, scoring and evaluation is `xferlib.models.predictor.Predi
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from xferlib.atomic import atomic_writer
 from xferlib.data.imageset import ImageSet
 from xferlib.finetune.runtime import Runtime, model_runtime
 from xferlib.models import Classifier
 
 
 def state_hash(module: nn.Module) -> str:
-    """sha256 over a module's state_dict (names, dtypes, shapes and bytes, in key order)."""
+    """sha256 over a module's state_dict (names, dtypes, shapes and bytes, in key order).
+
+    Like `ids_hash` and the cache key, a streaming hashlib digest of in-memory parts (a cache key,
+    not a file's content hash), so it does not go through `xferlib.atomic`."""
     h = hashlib.sha256()
     for name, t in module.state_dict().items():
         t = t.detach().cpu().contiguous().reshape(-1)
@@ -80,8 +83,6 @@ def cached_features(
         if feats.shape == (len(images), model.spec.feature_dim):
             return feats
     feats = extract_features(model, images, batch_size, runtime)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(feats, tmp)
-    os.replace(tmp, path)
+    with atomic_writer(path) as f:
+        torch.save(feats, f)
     return feats

@@ -1,24 +1,25 @@
 """Saving and loading a Classifier as `model.pt` (a state_dict) + `model.json` (what rebuilds it).
 
 Loading checks the file's sha256 before unpickling and unpickles with `weights_only=True`, so a
-swapped or crafted `model.pt` is refused instead of executed.
+swapped or crafted `model.pt` is refused instead of executed. Each path hashes model.pt once:
+`save_model` hashes the bytes it writes; `load_model` reads the file once, hashes those bytes and
+unpickles the same bytes (so the file cannot change between the check and the load).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from xferlib.atomic import atomic_write_bytes, atomic_write_text, sha256_bytes
 from xferlib.data.imageset import Preprocess
 from xferlib.models.backbones import create_backbone
 from xferlib.models.classifier import Classifier
-from xferlib.models.weights import sha256_file
 
 MODEL_FILE = "model.pt"
 META_FILE = "model.json"
@@ -26,19 +27,6 @@ META_FILE = "model.json"
 
 class ModelIntegrityError(RuntimeError):
     """model.pt does not match its recorded hash, or is not a plain state_dict."""
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a full disk must not keep half a model.pt around
-        raise
-    os.replace(tmp, path)
 
 
 def save_model(
@@ -57,8 +45,9 @@ def save_model(
     buf = io.BytesIO()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     torch.save(state, buf)
-    _atomic_write(out / MODEL_FILE, buf.getvalue())
-    digest = sha256_file(out / MODEL_FILE)
+    data = buf.getvalue()
+    atomic_write_bytes(out / MODEL_FILE, data)
+    digest = sha256_bytes(data)
     meta = {
         "backbone": model.spec.name,
         "num_classes": model.num_classes,
@@ -68,7 +57,7 @@ def save_model(
         "provenance": model.spec.provenance,
         "extra": extra or {},
     }
-    _atomic_write(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True).encode())
+    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
     return digest
 
 
@@ -85,21 +74,27 @@ def read_meta(model_dir: str | Path) -> dict[str, Any]:
 def load_model(
     model_dir: str | Path, expected_sha256: str | None = None
 ) -> tuple[Classifier, dict[str, Any]]:
-    """Rebuild the Classifier saved in `model_dir`; returns it (eval mode) and its model.json."""
+    """Rebuild the Classifier saved in `model_dir`; returns it (eval mode) and its model.json.
+
+    model.pt must match `expected_sha256` (when given, e.g. a registry tag) and model.json's own
+    record; both are checked against one hash of the bytes that are then unpickled.
+    """
     meta = read_meta(model_dir)
     weights = Path(model_dir) / MODEL_FILE
-    actual = sha256_file(weights)
+    data = weights.read_bytes()
+    actual = sha256_bytes(data)
     for label, want in (("expected", expected_sha256), ("model.json", meta.get("weights_sha256"))):
         if want is not None and want != actual:
             raise ModelIntegrityError(
-                f"{weights} has sha256 {actual} but {label} says {want}; re-export the model or fix the reference"
+                f"{weights} has sha256 {actual} but {label} says {want}; refusing to load - "
+                "re-export the model or fix the reference"
             )
     pre = Preprocess.from_dict(meta["preprocess"])
     backbone = create_backbone(meta["backbone"], pretrained=False, image_size=pre.image_size)
     backbone.preprocess = pre
     model = Classifier(backbone, int(meta["num_classes"]))
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelIntegrityError(

@@ -12,9 +12,10 @@ from typing import Any
 
 from torch import nn
 
+from xferlib.atomic import sha256_file
 from xferlib.data.imageset import Preprocess
 from xferlib.models.backbones import Backbone, register_backbone
-from xferlib.models.weights import load_state_dict_file, resolve_weights, sha256_file
+from xferlib.models.weights import load_state_dict_file, resolve_weights
 
 LITE0_FILE = "efficientnet-lite0-57934424.pth"
 LITE0_MEAN = (0.5, 0.5, 0.5)  # these weights expect RGB in [0, 1] mapped to [-1, 1]

@@ -12,9 +12,10 @@ from typing import Any
 
 from torch import nn
 
+from xferlib.atomic import sha256_file
 from xferlib.data.imageset import Preprocess
 from xferlib.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, register_backbone
-from xferlib.models.weights import load_state_dict_file, resolve_weights, sha256_file
+from xferlib.models.weights import load_state_dict_file, resolve_weights
 
 
 def _weights_file(weights_enum: str) -> str:

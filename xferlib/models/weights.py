@@ -6,25 +6,17 @@ missing file is a one-line error saying which path was looked up and how to supp
 
 from __future__ import annotations
 
-import hashlib
-import os
 import tempfile
 from pathlib import Path
 
 import torch
 
+from xferlib import env
+from xferlib.atomic import sha256_bytes
+
 
 class WeightsNotFoundError(FileNotFoundError):
     """Pretrained weights were asked for but no file holds them."""
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def hub_checkpoint_path(file_name: str) -> Path:
@@ -53,9 +45,9 @@ def resolve_weights(name: str, weights: str | None, default_file: str) -> Path:
 def _fetch_s3(uri: str) -> Path:
     from xferlib.storage import download_file  # lazy: boto3 only when S3 is used
 
-    cache = Path(os.environ.get("XFER_WEIGHTS_CACHE", tempfile.gettempdir())) / "xfer-weights"
+    cache = (env.weights_cache() or Path(tempfile.gettempdir())) / "xfer-weights"
     cache.mkdir(parents=True, exist_ok=True)
-    dest = cache / hashlib.sha256(uri.encode()).hexdigest()[:16] / uri.rsplit("/", 1)[-1]
+    dest = cache / sha256_bytes(uri.encode())[:16] / uri.rsplit("/", 1)[-1]  # a folder per URI
     if not dest.is_file():
         dest.parent.mkdir(parents=True, exist_ok=True)
         download_file(uri, dest)

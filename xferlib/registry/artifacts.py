@@ -1,8 +1,9 @@
 """Load a registered version for inference, refusing weights that do not match their recorded hash.
 
-The sha256 of `model.pt` was taken when the run logged the model and copied onto the version at
-registration (`xfer.weights_sha256`); a file swapped in the artifact store afterwards is refused
-before it is unpickled (and unpickling itself is `weights_only`, see `xferlib.models.io`).
+The sha256 of `model.pt` was taken when `save_model` wrote it, tagged on the run when the run
+logged the model and copied onto the version at registration (`xfer.weights_sha256`); a file
+swapped in the artifact store afterwards is refused before it is unpickled by `load_model`'s one
+hash check (and unpickling itself is `weights_only`, see `xferlib.models.io`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from xferlib.models.predictor import Predictor
 from xferlib.registry.client import call_with_retries, mlflow_client
-from xferlib.registry.runs import MODEL_SUBDIR, SHA_TAG, file_sha256
+from xferlib.registry.runs import MODEL_SUBDIR, SHA_TAG
 from xferlib.registry.versions import get_version_info, resolve_uri
 
 
@@ -54,11 +55,8 @@ def load_predictor(model_uri: str, tracking_uri: str) -> Predictor:
         )
     with tempfile.TemporaryDirectory(prefix="xfer-model-") as tmp:
         local = download_model_dir(tracking_uri, info.run_id, Path(tmp))
-        actual = file_sha256(local / "model.pt")
-        if actual != expected:
-            raise ModelIntegrityError(
-                f"{model_uri} (v{version}): model.pt has sha256 {actual[:12]}… but was registered "
-                f"with {expected[:12]}…; refusing to load - re-log and re-register the model"
-            )
-        model, meta = load_model(local, expected_sha256=expected)
+        try:  # load_model hashes model.pt once and checks it against the tag before unpickling
+            model, meta = load_model(local, expected_sha256=expected)
+        except ModelIntegrityError as exc:
+            raise ModelIntegrityError(f"{model_uri} (v{version}): {exc}") from None
     return Predictor(model, meta, name, version)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from xferlib.registry.client import call_with_retries, ensure_experiment, mlflow_client
 
 if TYPE_CHECKING:
-    from xferlib.registry.client import MlflowClient
+    from mlflow import MlflowClient
 
 AUDIT_EXPERIMENT = "xfer-registry-audit"
 _PREFIX = "xfer.audit."

@@ -9,7 +9,6 @@ mlflow is imported inside functions: importing this module costs nothing.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,8 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urlparse
 
+from xferlib import env
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
 
 T = TypeVar("T")
 
@@ -27,20 +29,20 @@ FIRST_DELAY_S = 0.5
 MAX_DELAY_S = 4.0
 
 
-def metric(key: str, value: float, timestamp_ms: int, step: int) -> object:
+def metric(key: str, value: float, timestamp_ms: int, step: int) -> Metric:
     """An MLflow `Metric` entity for `log_batch` (built here: this module is the SDK's adapter)."""
     from mlflow.entities import Metric
 
     return Metric(key, value, timestamp_ms, step)
 
 
-def param(key: str, value: str) -> object:
+def param(key: str, value: str) -> Param:
     from mlflow.entities import Param
 
     return Param(key, value)
 
 
-def run_tag(key: str, value: str) -> object:
+def run_tag(key: str, value: str) -> RunTag:
     from mlflow.entities import RunTag
 
     return RunTag(key, value)
@@ -101,16 +103,22 @@ def call_with_retries(tracking_uri: str, what: str, fn: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
+# defaults only: a user's own MLFLOW_HTTP_REQUEST_* settings win
+_MLFLOW_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    **{k: v for k, v in env.QUIET_ENV.items() if k.startswith("MLFLOW_")},
+}
+
+
 def mlflow_client(tracking_uri: str) -> MlflowClient:
     """An MlflowClient bound to `tracking_uri` (no global tracking URI is set).
 
     Also bounds MLflow's own HTTP retries unless the user configured them, so that our retries
     (not MLflow's ~4 minutes of backoff) decide how long an unreachable server is waited for.
     """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name, value in _MLFLOW_DEFAULTS.items():
+        env.set_default(name, value)
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -163,17 +171,11 @@ def fluent_target(uri: str, experiment_id: str) -> Iterator[None]:
     from mlflow.tracking import fluent
     from mlflow.tracking._tracking_service import utils
 
-    env_keys = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
-    saved_env = {k: os.environ.get(k) for k in env_keys}
     saved = utils._tracking_uri, fluent._active_experiment_id
-    utils.set_tracking_uri(uri)
-    fluent._active_experiment_id = experiment_id  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        utils._tracking_uri, fluent._active_experiment_id = saved
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with env.preserved("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):
+        utils.set_tracking_uri(uri)
+        fluent._active_experiment_id = experiment_id  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            utils._tracking_uri, fluent._active_experiment_id = saved

@@ -12,7 +12,7 @@ Two choices worth knowing:
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import platform
 from collections.abc import Callable, Iterator
@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from xferlib.atomic import sha256_file
 from xferlib.registry.client import (
     TrackingUnavailable,
     call_with_retries,
@@ -41,7 +42,6 @@ __all__ = [
     "Tracker",
     "TrackingUnavailable",
     "clean_params",
-    "file_sha256",
     "run_url",
     "system_info",
 ]
@@ -74,14 +74,6 @@ def clean_params(flat: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def system_info() -> dict[str, Any]:
     """Where a run ran: device, torch/CUDA versions, python, host CPU count (logged as params)."""
     import torch
@@ -107,6 +99,19 @@ def run_url(tracking_uri: str, run_id: str, experiment_id: str | None = None) ->
             return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
         return f"{base}/#/runs/{run_id}"
     return f"runs:/{run_id} in {tracking_uri} (view: mlflow ui --backend-store-uri {tracking_uri})"
+
+
+def _weights_sha256(model_dir: Path) -> str:
+    from xferlib.models.io import META_FILE, MODEL_FILE
+
+    weights = model_dir / MODEL_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"{weights} is missing; save the model with xferlib.models.io.save_model first"
+        )
+    meta = model_dir / META_FILE
+    recorded = json.loads(meta.read_text()).get("weights_sha256") if meta.is_file() else None
+    return str(recorded) if recorded else sha256_file(weights)
 
 
 # --- the tracker -----------------------------------------------------------------------------
@@ -216,14 +221,11 @@ class Tracker:
         With `pytorch_flavor=True` the module (preprocessing included: uint8 in, logits out) is also
         logged as an MLflow pytorch model named "model" for `mlflow models serve`; a module with a
         `preprocess` attribute (a Classifier) is wrapped so the logged model takes uint8 images.
-        Returns the sha256.
+        Returns the sha256: the one `save_model` took of the bytes it wrote (model.json's
+        `weights_sha256`), so model.pt is not hashed again; a file changed since then no longer
+        matches the tag and is refused at load. A model.json without it is hashed here.
         """
-        weights = Path(model_dir) / "model.pt"
-        if not weights.is_file():
-            raise FileNotFoundError(
-                f"{weights} is missing; save the model with xferlib.models.io.save_model first"
-            )
-        sha = file_sha256(weights)
+        sha = _weights_sha256(Path(model_dir))
         self.log_artifact(Path(model_dir), MODEL_SUBDIR)
         self.set_tags({SHA_TAG: sha})
         if pytorch_flavor:
