@@ -57,6 +57,35 @@ class Workdir:
     def cache(self) -> Path:
         return self.root / ".xfer-cache"
 
+    @property
+    def train_json(self) -> Path:
+        return self.model_dir / "train.json"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.metrics / "eval.json"
+
+    @property
+    def feature_cache(self) -> Path:
+        return self.cache / "features"
+
+    # --- retraining: one feedback dataset -> its own splits and model directory ---
+    @property
+    def feedback_incoming(self) -> Path:
+        """Where labelled feedback lands unless a caller names another folder."""
+        return self.root / "feedback" / "incoming"
+
+    def prepared_feedback(self, dataset: str) -> Path:
+        return self.root / "prepared-feedback" / dataset
+
+    def retrain_model_dir(self, dataset: str) -> Path:
+        """The model a retrain on feedback `dataset` saved (model.pt, eval/, gate.json)."""
+        return self.root / "models" / dataset
+
+    @staticmethod
+    def gate_json(model_dir: Path) -> Path:
+        return model_dir / "gate.json"
+
     # --- operations ---
     @property
     def monitoring(self) -> Path:
@@ -65,6 +94,10 @@ class Workdir:
     @property
     def references(self) -> Path:
         return self.root / "references"
+
+    def reference(self, name: str, version: str) -> Path:
+        """The drift reference stored with version `version` of model `name`."""
+        return self.references / name / f"v{version}"
 
     @property
     def reports(self) -> Path:

@@ -147,3 +147,35 @@ def test_the_import_graph_sees_from_imports() -> None:
     """The layer and cycle tests see `from pkg import name` edges (else they would pass vacuously)."""
     graph = _graph()
     assert "xferlib.registry.client" in graph["xferlib.registry.runs"]
+
+
+# Modules every stage may import: the shared Context and the result types.
+STAGE_SHARED = frozenset({"xferlib.stages.context", "xferlib.stages.results"})
+# One stage split by concern: train/evaluate, retrain, the gate, torchrun launch + worker.
+TRAINING_GROUP = frozenset(
+    f"xferlib.stages.{m}"
+    for m in ("training", "retrain", "gating", "distributed", "distributed_worker")
+)
+
+
+def test_no_stage_imports_another_stage() -> None:
+    graph = _graph()
+    stages = [m for m in graph if m.startswith("xferlib.stages.") and m not in STAGE_SHARED]
+    assert {"xferlib.stages.data", "xferlib.stages.monitor", "xferlib.stages.retrain"} <= set(
+        stages
+    )
+    crossing = []
+    for m in stages:
+        allowed = STAGE_SHARED | (TRAINING_GROUP if m in TRAINING_GROUP else frozenset())
+        crossing += [
+            f"{m} -> {t}"
+            for t in graph[m]
+            if t.startswith("xferlib.stages.") and t not in allowed | {m}
+        ]
+    assert crossing == [], f"stages importing other stages (share through the library): {crossing}"
+
+
+def test_shared_stage_modules_import_no_stage() -> None:
+    graph = _graph()
+    up = [f"{m} -> {t}" for m in STAGE_SHARED for t in graph[m] if t.startswith("xferlib.stages.")]
+    assert up == [], up
