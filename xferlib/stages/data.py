@@ -38,13 +38,12 @@ def init(workdir: str | os.PathLike[str] | None, remote: str | None = None) -> I
     from xferlib import versioning
 
     wd = Workdir.resolve(workdir).ensure()
-    for name in ("params.yaml", "dvc.yaml"):
-        target = wd.root / name
+    for target in (wd.params_file, wd.dvc_yaml):
         if not target.exists():
-            target.write_text(resources.files("xferlib").joinpath("templates", name).read_text())
-    gi = wd.root / ".gitignore"
-    if not gi.exists():
-        gi.write_text(_GITIGNORE)
+            template = resources.files("xferlib").joinpath("templates", target.name)
+            target.write_text(template.read_text())
+    if not wd.gitignore.exists():
+        wd.gitignore.write_text(_GITIGNORE)
     versioning.init_repo(wd.root, remote)
     return InitResult(workdir=str(wd.root), remote=remote or str(wd.dvc_remote))
 
@@ -66,6 +65,7 @@ def ingest(
     """Validate, de-duplicate and store images as shards; version the dataset with DVC and push."""
     from xferlib import versioning
     from xferlib.data.ingest import ingest as run_ingest
+    from xferlib.data.shards import MANIFEST
 
     ctx = Context.load(workdir)
     ensure_init(ctx.wd)
@@ -82,7 +82,7 @@ def ingest(
         source=source or str(src),
         split=split,
     )
-    if not (ctx.wd.dataset(name) / "manifest.parquet").exists():
+    if not (ctx.wd.dataset(name) / MANIFEST).exists():
         # nothing accepted: nothing to version (the counts say why)
         return IngestStageResult(result, name, data_version=None, pushed=False)
     version = versioning.track(ctx.wd.root, ctx.wd.dataset(name))

@@ -42,9 +42,9 @@ def open_run(ctx: Context, run_name: str, tags: dict[str, str]) -> Iterator[Trac
         artifact_root=ctx.wd.mlflow_artifacts,
     ) as run:
         run.log_params(ctx.params.flat())
-        for name in ("params.yaml", "dvc.lock", "dvc.yaml"):
-            if (ctx.wd.root / name).exists():
-                run.log_artifact(ctx.wd.root / name, "config")
+        for path in (ctx.wd.params_file, ctx.wd.dvc_lock, ctx.wd.dvc_yaml):
+            if path.exists():
+                run.log_artifact(path, "config")
         yield run
 
 

@@ -301,14 +301,3 @@ class LineageResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "run_id": self.run_id, **self.tags}
-
-
-@dataclass(frozen=True)
-class ShiftResult:
-    written: int
-    kind: str
-    severity: int
-    out: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

@@ -87,6 +87,7 @@ def _ingest(ctx: Context, src: Path, dataset: str) -> str | None:
     image was accepted, so nothing was versioned)."""
     from xferlib import versioning
     from xferlib.data.ingest import ingest
+    from xferlib.data.shards import MANIFEST
 
     if not src.exists():
         raise FileNotFoundError(
@@ -94,7 +95,7 @@ def _ingest(ctx: Context, src: Path, dataset: str) -> str | None:
         )
     out = ctx.wd.dataset(dataset)
     ingest(src, out, ctx.wd.quarantine, ctx.params.data, source=f"feedback:{src}", split=None)
-    if not (out / "manifest.parquet").exists():
+    if not (out / MANIFEST).exists():
         return None
     version = versioning.track(ctx.wd.root, out)
     versioning.push(ctx.wd.root, [str(out)])
