@@ -57,7 +57,7 @@ from xferlib.finetune import fine_tune, resolve_runtime
 from xferlib.finetune.runtime import Runtime, place_model
 from xferlib.models import Classifier, create_backbone
 from xferlib.registry.runs import Tracker
-from xferlib.stages.training import _epoch_logger  # the exact callback `xfer train` passes
+from xferlib.stages.training import epoch_logger  # the exact callback `xfer train` passes
 
 
 def fashion_set(n: int, offset: int = 0) -> ImageSet:
@@ -131,7 +131,7 @@ class Bench:
         t0 = time.perf_counter()
         with run:
             fine_tune(model, self.train, self.val, self.cfg,
-                      checkpoint_dir=ckpt, on_epoch=_epoch_logger(run))  # fmt: skip
+                      checkpoint_dir=ckpt, on_epoch=epoch_logger(run))  # fmt: skip
         elapsed = time.perf_counter() - t0
         self.checkpoint_mb = (ckpt / "last.pt").stat().st_size / 1e6
         shutil.rmtree(ckpt)  # untimed: ~180 MB a run for resnet18

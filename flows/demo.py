@@ -15,7 +15,14 @@ from typing import Any
 
 from flows.server import Services, _bin
 from xferlib.demo import run as loop
-from xferlib.stages.context import read_json
+from xferlib.stages.context import Context, read_json
+from xferlib.stages.results import (
+    GateResult,
+    IngestStageResult,
+    MonitorResult,
+    ScoreResult,
+    TrainStageResult,
+)
 
 
 class PrefectOrchestrator:
@@ -55,22 +62,23 @@ class PrefectOrchestrator:
                     time.sleep(1)
         raise TimeoutError("the retrain deployment did not appear within 120 s")
 
-    def ingest(self, src: Path, split: str | None) -> dict[str, Any]:
+    def ingest(self, src: Path, split: str | None) -> IngestStageResult:
         return self.p.ingest_flow(self.wd, str(src), split=split)
 
-    def train(self) -> dict[str, Any]:
+    def train(self) -> TrainStageResult:
         return self.p.train_flow(self.wd)
 
-    def score(self, src: Path, window_id: str) -> dict[str, Any]:
+    def score(self, src: Path, window_id: str) -> ScoreResult:
         return self.p.score_flow(self.wd, str(src), window_id)
 
-    def monitor(self, window_id: str, feedback: Path) -> dict[str, Any]:
-        out = self.p.monitor_flow(self.wd, window_id, str(feedback))
-        if out["decision"]["retrain"]:
-            run_id = self._wait_for_retrain()
-            result = read_json(Path(self.wd) / "models" / f"feedback-{window_id}" / "gate.json")
-            out["retrain"] = {**result, "flow_run_id": run_id}
-        return out
+    def monitor(self, window_id: str, feedback: Path) -> MonitorResult:
+        out: MonitorResult = self.p.monitor_flow(self.wd, window_id, str(feedback))
+        if not out.decision.retrain:
+            return out
+        run_id = self._wait_for_retrain()
+        wd = Context.load(self.wd).wd  # the retrain ran in the runner: its gate.json is the record
+        gate = read_json(wd.gate_json(wd.retrain_model_dir(f"feedback-{window_id}")))
+        return MonitorResult(out.report, out.decision, GateResult.from_dict(gate), run_id)
 
     def _wait_for_retrain(self, timeout: float = 900) -> str:
         """Wait for the retrain run the trigger created and the runner executes."""

@@ -12,10 +12,29 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-Handler = Callable[[argparse.Namespace], dict[str, Any]]
+
+class Result(Protocol):
+    """What a handler returns: a stage's typed result (its `to_dict()` is the `--json` object)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Plain:
+    """A result that already is a JSON object (the demo's summary; `serve` prints nothing)."""
+
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+
+Handler = Callable[[argparse.Namespace], Result]
+Adder = Callable[[str, Handler, str], argparse.ArgumentParser]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -24,25 +43,25 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default=None, help="params.yaml (default: <workdir>/params.yaml)")
 
 
-def _cmd_init(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_init(a: argparse.Namespace) -> Result:
     from xferlib.stages import data
 
     return data.init(a.workdir, remote=a.remote)
 
 
-def _cmd_ingest(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_ingest(a: argparse.Namespace) -> Result:
     from xferlib.stages import data
 
     return data.ingest(a.workdir, Path(a.src), dataset=a.dataset, split=a.split, push=not a.no_push)
 
 
-def _cmd_prepare(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_prepare(a: argparse.Namespace) -> Result:
     from xferlib.stages import data
 
     return data.prepare(a.workdir, params_path=a.params)
 
 
-def _cmd_train(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_train(a: argparse.Namespace) -> Result:
     from xferlib.stages import distributed  # one process in-process, more through torchrun
 
     return distributed.train(
@@ -54,19 +73,19 @@ def _cmd_train(a: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def _cmd_evaluate(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_evaluate(a: argparse.Namespace) -> Result:
     from xferlib.stages import training
 
     return training.evaluate(a.workdir, params_path=a.params)
 
 
-def _cmd_predict(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_predict(a: argparse.Namespace) -> Result:
     from xferlib.stages import serving
 
     return serving.predict(a.workdir, a.model, [Path(p) for p in a.images])
 
 
-def _cmd_registry(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_registry(a: argparse.Namespace) -> Result:
     from xferlib.stages import serving
 
     if a.action == "history":
@@ -74,19 +93,19 @@ def _cmd_registry(a: argparse.Namespace) -> dict[str, Any]:
     return serving.rollback(a.workdir, a.name, params_path=a.params)
 
 
-def _cmd_rollback(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_rollback(a: argparse.Namespace) -> Result:
     from xferlib.stages import serving
 
     return serving.rollback(a.workdir, a.name, params_path=a.params)
 
 
-def _cmd_lineage(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_lineage(a: argparse.Namespace) -> Result:
     from xferlib.stages import serving
 
     return serving.lineage(a.workdir, a.model)
 
 
-def _cmd_score(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_score(a: argparse.Namespace) -> Result:
     from xferlib.stages import monitor
 
     return monitor.score(
@@ -94,7 +113,7 @@ def _cmd_score(a: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def _cmd_drift(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_drift(a: argparse.Namespace) -> Result:
     from xferlib.stages import monitor
 
     return monitor.drift(
@@ -102,50 +121,39 @@ def _cmd_drift(a: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def _cmd_shift(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_shift(a: argparse.Namespace) -> Result:
     from xferlib.data import shifts
 
     n = shifts.shift_folder(Path(a.src), a.kind, a.severity, Path(a.out), seed=a.seed)
-    return {"written": n, "kind": a.kind, "severity": a.severity, "out": str(a.out)}
+    return Plain({"written": n, "kind": a.kind, "severity": a.severity, "out": str(a.out)})
 
 
-def _cmd_retrain(a: argparse.Namespace) -> dict[str, Any]:
-    from xferlib.stages import training
+def _cmd_retrain(a: argparse.Namespace) -> Result:
+    from xferlib.stages import retrain
 
-    return training.retrain(
+    return retrain.retrain(
         a.workdir, feedback=Path(a.feedback), params_path=a.params, drift_report=a.drift_report
     )
 
 
-def _cmd_demo(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_demo(a: argparse.Namespace) -> Result:
     if a.no_prefect:
         from xferlib.demo import run as demo
 
-        return demo.run(a.workdir, quick=a.quick, keep=a.keep, as_json=a.json)
+        return Plain(demo.run(a.workdir, quick=a.quick, keep=a.keep, as_json=a.json))
     from flows import demo as flow_demo  # the orchestrated loop: a real Prefect server + runner
 
-    return flow_demo.run(a.workdir, quick=a.quick, keep=a.keep, as_json=a.json)
+    return Plain(flow_demo.run(a.workdir, quick=a.quick, keep=a.keep, as_json=a.json))
 
 
-def _cmd_serve(a: argparse.Namespace) -> dict[str, Any]:
+def _cmd_serve(a: argparse.Namespace) -> Result:
     from flows import deploy  # flows/ is the only place that imports prefect
 
     deploy.serve_all(a.workdir)
-    return {}
+    return Plain({})
 
 
-def _build() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="xfer", description=__doc__.splitlines()[0] if __doc__ else None
-    )
-    sub = ap.add_subparsers(dest="command", required=True)
-
-    def add(name: str, fn: Handler, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_)
-        _common(p)
-        p.set_defaults(fn=fn)
-        return p
-
+def _add_data(add: Adder) -> None:
     p = add(
         "init", _cmd_init, "make the work directory a git + DVC repo with params.yaml and dvc.yaml"
     )
@@ -174,6 +182,9 @@ def _build() -> argparse.ArgumentParser:
         _cmd_prepare,
         "stratified splits, label map, optional labels_per_class subsampling",
     )
+
+
+def _add_training(add: Adder) -> None:
     p = add(
         "train",
         _cmd_train,
@@ -190,6 +201,16 @@ def _build() -> argparse.ArgumentParser:
         help="processes for torchrun/DDP (default: $XFER_TRAIN_NPROC, else params distributed.nproc)",
     )
     add("evaluate", _cmd_evaluate, "metrics JSON + plots on the test split")
+    p = add(
+        "retrain",
+        _cmd_retrain,
+        "warm-start from the champion on new labelled data + replay, then gate",
+    )
+    p.add_argument("--feedback", required=True, help="ImageFolder of newly labelled images")
+    p.add_argument("--drift-report", default=None)
+
+
+def _add_registry(add: Adder) -> None:
     p = add("predict", _cmd_predict, "classify images with a registered model")
     p.add_argument("--model", required=True, help="models:/NAME@champion or models:/NAME/N")
     p.add_argument("images", nargs="+")
@@ -202,6 +223,9 @@ def _build() -> argparse.ArgumentParser:
         "lineage", _cmd_lineage, "data version, run, parent, drift report and flow run of a version"
     )
     p.add_argument("model")
+
+
+def _add_monitoring(add: Adder) -> None:
     p = add(
         "score", _cmd_score, "score a production batch with the champion into the monitoring log"
     )
@@ -220,13 +244,9 @@ def _build() -> argparse.ArgumentParser:
     p.add_argument("--severity", type=int, required=True, choices=[1, 2, 3, 4, 5])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("out")
-    p = add(
-        "retrain",
-        _cmd_retrain,
-        "warm-start from the champion on new labelled data + replay, then gate",
-    )
-    p.add_argument("--feedback", required=True, help="ImageFolder of newly labelled images")
-    p.add_argument("--drift-report", default=None)
+
+
+def _add_orchestration(add: Adder) -> None:
     p = add("demo", _cmd_demo, "the whole loop on embedded defaults and real data")
     p.add_argument("--quick", action="store_true", help="tiny sizes (tests)")
     p.add_argument("--keep", action="store_true", help="reuse an existing demo workdir")
@@ -234,6 +254,22 @@ def _build() -> argparse.ArgumentParser:
         "--no-prefect", action="store_true", help="run the loop without the Prefect server"
     )
     add("serve", _cmd_serve, "serve the Prefect deployments (needs PREFECT_API_URL)")
+
+
+def _build() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="xfer", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Handler, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        _common(p)
+        p.set_defaults(fn=fn)
+        return p
+
+    for group in (_add_data, _add_training, _add_registry, _add_monitoring, _add_orchestration):
+        group(add)
     return ap
 
 
@@ -262,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # with --json, stdout carries exactly one JSON object: progress and alerts go to stderr
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-            result = args.fn(args)
+            result = args.fn(args).to_dict()
     except KeyboardInterrupt:
         print("xfer: interrupted", file=sys.stderr)
         return 130

@@ -59,6 +59,35 @@ class Workdir:
     def cache(self) -> Path:
         return self.root / ".xfer-cache"
 
+    @property
+    def train_json(self) -> Path:
+        return self.model_dir / "train.json"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.metrics / "eval.json"
+
+    @property
+    def feature_cache(self) -> Path:
+        return self.cache / "features"
+
+    # --- retraining: one feedback dataset -> its own splits and model directory ---
+    @property
+    def feedback_incoming(self) -> Path:
+        """Where labelled feedback lands unless a caller names another folder."""
+        return self.root / "feedback" / "incoming"
+
+    def prepared_feedback(self, dataset: str) -> Path:
+        return self.root / "prepared-feedback" / dataset
+
+    def retrain_model_dir(self, dataset: str) -> Path:
+        """The model a retrain on feedback `dataset` saved (model.pt, eval/, gate.json)."""
+        return self.root / "models" / dataset
+
+    @staticmethod
+    def gate_json(model_dir: Path) -> Path:
+        return model_dir / "gate.json"
+
     # --- operations ---
     @property
     def monitoring(self) -> Path:
@@ -67,6 +96,10 @@ class Workdir:
     @property
     def references(self) -> Path:
         return self.root / "references"
+
+    def reference(self, name: str, version: str) -> Path:
+        """The drift reference stored with version `version` of model `name`."""
+        return self.references / name / f"v{version}"
 
     @property
     def reports(self) -> Path:
@@ -84,6 +117,18 @@ class Workdir:
     @property
     def params_file(self) -> Path:
         return self.root / "params.yaml"
+
+    @property
+    def dvc_yaml(self) -> Path:
+        return self.root / "dvc.yaml"
+
+    @property
+    def dvc_lock(self) -> Path:
+        return self.root / "dvc.lock"
+
+    @property
+    def gitignore(self) -> Path:
+        return self.root / ".gitignore"
 
     @property
     def mlflow_uri(self) -> str:

@@ -26,24 +26,25 @@ def xfer(*args: str) -> dict:
 
 @pytest.mark.usefixtures("mlflow_store")
 def test_history_lineage_rollback_and_predict_through_the_cli(tmp_path: Path, fashion) -> None:
-    from xferlib.stages import training
+    from xferlib.stages import retrain
 
     x, y = fashion
     wd = make_workdir(tmp_path / "wd", fashion)
     name = Context.load(wd).params.registry.model_name
     fb = write_feedback(tmp_path / "fb", x[2000:2300], y[2000:2300], "invert")
-    v2 = training.retrain(
+    v2 = retrain.retrain(
         wd, fb, drift_report="report-123", flow_run_id="flow-run-456", feedback_id="t"
-    )
+    ).gate
     # earned under the default gate: the feedback teaches the inverted domain and the full replay
     # of the old training set keeps the old holdout
-    assert v2["decision"]["action"] == "promote", v2["decision"]["reasons"]
-    assert v2["accuracy"]["new"] > v2["champion_accuracy"]["new"]
+    assert v2.decision.action == "promote", v2.decision.reasons
+    assert v2.champion_accuracy is not None
+    assert v2.accuracy["new"] > (v2.champion_accuracy["new"] or 0.0)
 
-    lineage = xfer("lineage", f"models:/{name}/{v2['version']}", "--workdir", str(wd))
+    lineage = xfer("lineage", f"models:/{name}/{v2.version}", "--workdir", str(wd))
     assert lineage["parent_version"] == "1"
     assert lineage["drift_report"] == "report-123" and lineage["flow_run_id"] == "flow-run-456"
-    assert lineage["data_version"].startswith("md5:") and lineage["run_id"] == v2["run_id"]
+    assert lineage["data_version"].startswith("md5:") and lineage["run_id"] == v2.run_id
 
     history = xfer("registry", "history", name, "--workdir", str(wd))["history"]
     assert [(h["version"], h["action"]) for h in history][-2:] == [

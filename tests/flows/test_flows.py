@@ -56,7 +56,7 @@ def test_clean_window_no_retrain_drifted_window_exactly_one_even_when_it_alarms_
     fb = write_feedback(tmp_path / "fb", x[2000:2300], y[2000:2300], "invert")
     score_flow(str(wd), str(write_window(tmp_path / "clean", x[1000:1100])), "clean")
     clean = monitor_flow(str(wd), "clean", str(fb))
-    assert clean["report"]["status"] == "no_drift" and not clean["decision"]["retrain"]
+    assert clean.report.report.status == "no_drift" and not clean.decision.retrain
     assert _retrain_runs(wd, expect=0, timeout=3) == []
 
     score_flow(str(wd), str(write_window(tmp_path / "d1", x[1100:1200], "invert")), "d1")
@@ -64,14 +64,14 @@ def test_clean_window_no_retrain_drifted_window_exactly_one_even_when_it_alarms_
     score_flow(str(wd), str(write_window(tmp_path / "d2", x[1200:1300], "invert")), "d2")
     second = monitor_flow(str(wd), "d2", str(fb))
 
-    assert first["report"]["drift"] and first["decision"]["retrain"]
-    assert second["report"]["drift"] and not second["decision"]["retrain"]
-    assert "coalesced" in second["decision"]["reason"]
+    assert first.report.report.drift and first.decision.retrain
+    assert second.report.report.drift and not second.decision.retrain
+    assert "coalesced" in second.decision.reason
     runs = _retrain_runs(wd, expect=1)
     time.sleep(2)  # a second (wrong) run would have been created by now
     runs = _retrain_runs(wd, expect=1, timeout=1)
     assert len(runs) == 1
-    assert runs[0].parameters["report_id"] == first["report"]["report_id"]
+    assert runs[0].parameters["report_id"] == first.report.report_id
     assert runs[0].parameters["feedback"] == str(fb)
     kinds = [a["kind"] for a in read_alerts(wd / "alerts.jsonl")]
     assert kinds.count("drift_detected") == 2  # both windows alarm; one retrain
@@ -90,7 +90,7 @@ def test_retrain_with_a_worse_challenger_is_rejected_and_the_champion_stays(
     before = champion_version(ctx.wd.mlflow_uri, ctx.params.registry.model_name)
     fb = write_feedback(tmp_path / "fb", x[2000:2300], y[2000:2300], "invert", shuffle_labels=True)
     result = retrain_flow(str(wd), str(fb), report_id="manual", window_id="bad")
-    assert result["decision"]["action"] == "reject"
+    assert result.gate.decision.action == "reject"
     assert champion_version(ctx.wd.mlflow_uri, ctx.params.registry.model_name) == before
     kinds = [a["kind"] for a in read_alerts(wd / "alerts.jsonl")]
     assert {"retrain_started", "rejected", "retrain_finished"} <= set(kinds)
@@ -166,22 +166,22 @@ def test_gate_rejects_a_challenger_that_forgets_the_old_holdout_and_alerts(
     ctx = Context.load(wd)
     before = champion_version(ctx.wd.mlflow_uri, ctx.params.registry.model_name)
     fb = write_feedback(tmp_path / "fb", x[2000:2300], y[2000:2300], "invert")
-    result = retrain_flow(str(wd), str(fb), report_id="manual", window_id="forgetful")
+    result = retrain_flow(str(wd), str(fb), report_id="manual", window_id="forgetful").gate
 
-    decision = result["decision"]
-    assert decision["action"] == "reject", decision["reasons"]
-    assert result["accuracy"]["new"] > result["champion_accuracy"]["new"]  # it did learn the shift
+    decision = result.decision
+    assert decision.action == "reject", decision.reasons
+    champ = result.champion_accuracy
+    assert champ is not None and champ["new"] is not None and champ["holdout"] is not None
+    assert result.accuracy["new"] > champ["new"]  # it did learn the shift
     gate = ctx.params.registry
-    assert (
-        result["champion_accuracy"]["holdout"] - result["accuracy"]["holdout"] > gate.max_forgetting
-    )
-    assert result["accuracy"]["holdout"] >= gate.min_accuracy  # the floor is not what rejects it
-    (reason,) = [r for r in decision["reasons"] if "forgetting" in r]
+    assert champ["holdout"] - result.accuracy["holdout"] > gate.max_forgetting
+    assert result.accuracy["holdout"] >= gate.min_accuracy  # the floor is not what rejects it
+    (reason,) = [r for r in decision.reasons if "forgetting" in r]
     assert reason.startswith("old holdout") and reason.endswith("too much"), reason
     after = champion_version(ctx.wd.mlflow_uri, ctx.params.registry.model_name)
     assert str(after) == str(before) == "1"
     rejected = [a for a in read_alerts(wd / "alerts.jsonl") if a["kind"] == "rejected"]
-    assert len(rejected) == 1 and rejected[0]["model_version"] == result["version"]
+    assert len(rejected) == 1 and rejected[0]["model_version"] == result.version
     assert rejected[0]["webhook"] == "sent", rejected[0]
     assert any(
         "rejected" in json.dumps(body) and "too much" in json.dumps(body)

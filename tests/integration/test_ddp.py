@@ -84,9 +84,9 @@ def test_two_processes_train_like_one_and_only_rank0_writes(
     t2 = time.perf_counter()
     r2 = json.loads(capsys.readouterr().out)
 
-    assert (r1["world_size"], r2["world_size"]) == (1, 2)
+    assert (r1.world_size, r2["world_size"]) == (1, 2)
     assert r2["distributed"] == {"nproc": 2, "backend": "gloo"}
-    h1, h2 = r1["train"]["history"], r2["train"]["history"]
+    h1, h2 = r1.train.history, r2["train"]["history"]
     assert len(h1) == len(h2) == 2
     assert [r["val_accuracy"] for r in h1] == [r["val_accuracy"] for r in h2]
     for a, b in zip(h1, h2, strict=True):

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from tests.flows.conftest import write_window
+from xferlib.stages.results import DriftResult
 
 
 def window(
@@ -24,7 +25,7 @@ def window(
     return write_window(folder, x[start : start + n], shift)
 
 
-def drift_report(wd: Path, folder: Path, window_id: str) -> dict[str, Any]:
+def drift_report(wd: Path, folder: Path, window_id: str) -> DriftResult:
     """Score a folder into the monitoring log and check it (in-process, the stages the flows call)."""
     from xferlib.stages import monitor
 

@@ -119,7 +119,7 @@ def test_object_store_down_during_dvc_push_is_retried_then_a_clear_error_and_loc
     wd = tmp_path / "wd"
     data.init(wd, remote=f"s3://{bucket}/dvc")
     first = data.ingest(wd, window(tmp_path / "one" / "Coat", fashion_xy, 0, 5).parent)
-    assert first["pushed"] and storage.list_uris(f"s3://{bucket}/dvc/")
+    assert first.pushed and storage.list_uris(f"s3://{bucket}/dvc/")
 
     servers[0].stop()
     t0 = time.monotonic()
@@ -222,11 +222,12 @@ def _fashion(base_wd: Path):
 RACER = """
 import json, os, sys, time
 from xferlib.stages import trigger
-wd, report, go = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3]
+from xferlib.stages.results import DriftResult
+wd, report, go = sys.argv[1], DriftResult.from_dict(json.load(open(sys.argv[2]))), sys.argv[3]
 open(sys.argv[4], "w").close()
 while not os.path.exists(go):
     time.sleep(0.001)
-print(json.dumps(trigger.decide(wd, report)))
+print(json.dumps(trigger.decide(wd, report).to_dict()))
 """
 
 
@@ -241,11 +242,11 @@ def test_monitors_racing_on_the_same_drift_request_exactly_one_retrain(
         )
         for i in range(2)
     ]
-    assert all(r["drift"] for r in reports)
+    assert all(r.report.drift for r in reports)
     paths = []
     for i, r in enumerate(reports):
         paths.append(tmp_path / f"r{i}.json")
-        paths[-1].write_text(json.dumps(r))
+        paths[-1].write_text(json.dumps(r.to_dict()))
     go = tmp_path / "go"
     procs = [
         subprocess.Popen([sys.executable, "-c", RACER, str(wd), str(paths[i % 2]), str(go), str(tmp_path / f"ready{i}")],
@@ -308,7 +309,7 @@ def test_a_hanging_webhook_delays_the_monitor_stage_boundedly_and_never_breaks_i
     t0 = time.monotonic()
     decision = trigger.decide(wd, report)
     took = time.monotonic() - t0
-    assert decision["retrain"] and took < bound, (decision, took, bound)
+    assert decision.retrain and took < bound, (decision, took, bound)
     (alert,) = [a for a in read_alerts(wd / "alerts.jsonl") if a["kind"] == "drift_detected"]
     assert alert["webhook"] == "failed" and "tok-Zq81x" not in json.dumps(
         alert

@@ -41,7 +41,7 @@ def test_the_monitor_path_over_100_windows_keeps_memory_flat_and_verdicts_consis
         monitor.score(wd, str(folder), window_id=f"w{i:03d}")
         report = monitor.drift(wd, window_id=f"w{i:03d}")
         trigger.decide(wd, report)
-        verdicts.append((shifted, report["status"]))
+        verdicts.append((shifted, report.report.status))
         rss.append(rss_mb())
     clean = [s for sh, s in verdicts if not sh]
     drifted = [s for sh, s in verdicts if sh]

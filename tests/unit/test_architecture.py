@@ -149,11 +149,6 @@ def test_the_import_graph_sees_from_imports() -> None:
     assert "xferlib.registry.client" in graph["xferlib.registry.runs"]
 
 
-# Files still reading os.environ directly on this branch; r-stages converts them to xferlib.env
-# (env.nproc / env.rank / env.local_rank). Remove this set when that branch is merged.
-ENV_PENDING = frozenset({"stages/distributed.py", "stages/distributed_worker.py"})
-
-
 def _environment_reads(path: Path) -> list[str]:
     """`os.environ`, `os.environb`, `os.getenv`, `os.putenv`/`unsetenv` and `from os import ...` of them."""
     names = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
@@ -175,7 +170,7 @@ def test_only_env_touches_the_environment() -> None:
     offenders = {}
     for path in _modules():
         rel = path.relative_to(LIB).as_posix()
-        if rel != "env.py" and rel not in ENV_PENDING and (hits := _environment_reads(path)):
+        if rel != "env.py" and (hits := _environment_reads(path)):
             offenders[rel] = hits
     assert offenders == {}, f"read environment variables through xferlib.env: {offenders}"
 
@@ -190,3 +185,35 @@ def test_the_environment_check_sees_reads(tmp_path: Path) -> None:
     hits = _environment_reads(probe)
     assert len(hits) == 4 and "from os import getenv" in hits, hits
     assert _environment_reads(LIB / "env.py"), "env.py itself reads os.environ"
+
+
+# Modules every stage may import: the shared Context and the result types.
+STAGE_SHARED = frozenset({"xferlib.stages.context", "xferlib.stages.results"})
+# One stage split by concern: train/evaluate, retrain, the gate, torchrun launch + worker.
+TRAINING_GROUP = frozenset(
+    f"xferlib.stages.{m}"
+    for m in ("training", "retrain", "gating", "distributed", "distributed_worker")
+)
+
+
+def test_no_stage_imports_another_stage() -> None:
+    graph = _graph()
+    stages = [m for m in graph if m.startswith("xferlib.stages.") and m not in STAGE_SHARED]
+    assert {"xferlib.stages.data", "xferlib.stages.monitor", "xferlib.stages.retrain"} <= set(
+        stages
+    )
+    crossing = []
+    for m in stages:
+        allowed = STAGE_SHARED | (TRAINING_GROUP if m in TRAINING_GROUP else frozenset())
+        crossing += [
+            f"{m} -> {t}"
+            for t in graph[m]
+            if t.startswith("xferlib.stages.") and t not in allowed | {m}
+        ]
+    assert crossing == [], f"stages importing other stages (share through the library): {crossing}"
+
+
+def test_shared_stage_modules_import_no_stage() -> None:
+    graph = _graph()
+    up = [f"{m} -> {t}" for m in STAGE_SHARED for t in graph[m] if t.startswith("xferlib.stages.")]
+    assert up == [], up

@@ -11,7 +11,7 @@ import pytest
 
 from xferlib.data.fashion import FASHION_CLASSES, export_imagefolder, load_fashion_mnist
 from xferlib.data.shards import read_manifest
-from xferlib.stages import data, training
+from xferlib.stages import data, retrain
 from xferlib.stages.context import Context
 
 
@@ -44,7 +44,7 @@ def test_retrain_refuses_feedback_holding_holdout_images(prepared: Path, tmp_pat
     for i, (label, src) in enumerate(holdout_files(prepared, 4)):
         shutil.copy(prepared.parent / "src" / label / src.name, fb / label / f"renamed_{i}.png")
     with pytest.raises(ValueError) as err:
-        training.retrain(prepared, fb, feedback_id="leaky")
+        retrain.retrain(prepared, fb, feedback_id="leaky")
     msg = str(err.value)
     assert msg.startswith("4 feedback image(s) of feedback-leaky are also in the ID holdout")
     assert "renamed_" in msg and "sha256" in msg and "remove them" in msg and "\n" not in msg
@@ -54,4 +54,4 @@ def test_feedback_of_new_images_passes_the_check(prepared: Path, tmp_path: Path)
     x, y = load_fashion_mnist(split="test", limit=20)
     export_imagefolder(np.asarray(x), y, FASHION_CLASSES, tmp_path / "fb", "fb")
     data.ingest(prepared, tmp_path / "fb", dataset="feedback-clean", push=False)
-    training.check_feedback_disjoint(Context.load(prepared), "feedback-clean")
+    retrain.check_feedback_disjoint(Context.load(prepared), "feedback-clean")

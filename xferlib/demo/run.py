@@ -19,15 +19,16 @@ from typing import Any, Protocol
 import yaml
 
 from xferlib.demo.world import DemoConfig, DemoData, as_imageset, make_demo_data
-from xferlib.stages import data, monitor, training, trigger
-from xferlib.stages.context import Context, read_json
+from xferlib.stages import data, monitor, retrain, training, trigger
+from xferlib.stages.context import Context
+from xferlib.stages.results import IngestStageResult, MonitorResult, ScoreResult, TrainStageResult
 
 
 class Orchestrator(Protocol):
-    def ingest(self, src: Path, split: str | None) -> dict[str, Any]: ...
-    def train(self) -> dict[str, Any]: ...
-    def score(self, src: Path, window_id: str) -> dict[str, Any]: ...
-    def monitor(self, window_id: str, feedback: Path) -> dict[str, Any]: ...
+    def ingest(self, src: Path, split: str | None) -> IngestStageResult: ...
+    def train(self) -> TrainStageResult: ...
+    def score(self, src: Path, window_id: str) -> ScoreResult: ...
+    def monitor(self, window_id: str, feedback: Path) -> MonitorResult: ...
 
 
 class Direct:
@@ -36,31 +37,30 @@ class Direct:
     def __init__(self, workdir: Path) -> None:
         self.wd = str(workdir)
 
-    def ingest(self, src: Path, split: str | None) -> dict[str, Any]:
+    def ingest(self, src: Path, split: str | None) -> IngestStageResult:
         return data.ingest(self.wd, src, split=split)
 
-    def train(self) -> dict[str, Any]:
+    def train(self) -> TrainStageResult:
         data.prepare(self.wd)
         return training.train(self.wd)
 
-    def score(self, src: Path, window_id: str) -> dict[str, Any]:
+    def score(self, src: Path, window_id: str) -> ScoreResult:
         return monitor.score(self.wd, str(src), window_id=window_id)
 
-    def monitor(self, window_id: str, feedback: Path) -> dict[str, Any]:
+    def monitor(self, window_id: str, feedback: Path) -> MonitorResult:
         report = monitor.drift(self.wd, window_id=window_id)
         decision = trigger.decide(self.wd, report)
-        out: dict[str, Any] = {"report": report, "decision": decision}
-        if decision["retrain"]:
-            trigger.retrain_started(self.wd, report["report_id"], "")
-            try:
-                out["retrain"] = training.retrain(
-                    self.wd, feedback, drift_report=report["report_id"], feedback_id=window_id
-                )
-            finally:
-                trigger.retrain_finished(
-                    self.wd, report["report_id"], "", result=out.get("retrain")
-                )
-        return out
+        if not decision.retrain:
+            return MonitorResult(report, decision)
+        trigger.retrain_started(self.wd, report.report_id, "")
+        gate = None
+        try:
+            gate = retrain.retrain(
+                self.wd, feedback, drift_report=report.report_id, feedback_id=window_id
+            ).gate
+        finally:
+            trigger.retrain_finished(self.wd, report.report_id, "", result=gate)
+        return MonitorResult(report, decision, retrain=gate)
 
 
 class Progress:
@@ -105,14 +105,14 @@ def run_loop(root: Path, cfg: DemoConfig, orch: Orchestrator, progress: Progress
     t = time.monotonic()
     orch.ingest(world.source_train, None)
     ing = orch.ingest(world.source_test, "test")
-    progress.step(
-        "ingest", f"ingested the source domain, data version {ing.get('data_version')}", t
-    )
+    progress.step("ingest", f"ingested the source domain, data version {ing.data_version}", t)
     t = time.monotonic()
-    v1 = orch.train()
+    v1 = orch.train().gate
+    if v1 is None:
+        raise RuntimeError("the demo's first train registered no version")
     progress.step(
         "train",
-        f"trained v{v1['version']}: {v1['decision']['action']} (holdout acc {v1['accuracy']['holdout']:.3f})",
+        f"trained v{v1.version}: {v1.decision.action} (holdout acc {v1.accuracy['holdout']:.3f})",
         t,
     )
     windows, retrains = [], []
@@ -120,50 +120,51 @@ def run_loop(root: Path, cfg: DemoConfig, orch: Orchestrator, progress: Progress
         t = time.monotonic()
         orch.score(folder, wid)
         res = orch.monitor(wid, world.feedback)
-        rep, dec = res["report"], res["decision"]
+        rep, dec = res.report.report, res.decision
         action = (
             "retrain"
-            if dec["retrain"]
-            else ("alarm, no retrain: " + dec["reason"] if rep["drift"] else "none")
+            if dec.retrain
+            else ("alarm, no retrain: " + dec.reason if rep.drift else "none")
         )
         windows.append(
             {
                 "window": wid,
                 "shifted": shifted,
-                "status": rep["status"],
+                "status": rep.status,
                 "action": action,
-                "report_html": rep.get("report_html"),
+                "report_html": rep.report_html,
             }
         )
         # a window that retrains is timed as "drift_to_champion": drift check -> retrain -> gate
-        stage = "drift_to_champion" if "retrain" in res else "windows"
-        progress.step(stage, f"window {wid}: {rep['status']} -> {action}", t)
-        if "retrain" in res:
-            r = res["retrain"]
-            retrains.append(
-                {
-                    "window": wid,
-                    "version": r["version"],
-                    "decision": r["decision"]["action"],
-                    "reasons": r["decision"]["reasons"],  # the gate's figures, for the record
-                    "flow_run_id": r.get("flow_run_id", ""),
-                }
-            )
-            reasons = "; ".join(r["decision"]["reasons"])
-            print(
-                f"           retrained v{r['version']}: {r['decision']['action']} ({reasons})",
-                file=progress.stream,
-            )
-    return {"world": world, "windows": windows, "retrains": retrains, "v1": v1}
+        stage = "drift_to_champion" if res.retrain is not None else "windows"
+        progress.step(stage, f"window {wid}: {rep.status} -> {action}", t)
+        if res.retrain is not None:
+            retrains.append(_retrain_row(wid, res, progress.stream))
+    return {"world": world, "windows": windows, "retrains": retrains, "v1": v1.version}
+
+
+def _retrain_row(wid: str, res: MonitorResult, stream: Any) -> dict[str, Any]:
+    r = res.retrain
+    assert r is not None
+    reasons = "; ".join(r.decision.reasons)
+    print(f"           retrained v{r.version}: {r.decision.action} ({reasons})", file=stream)
+    return {
+        "window": wid,
+        "version": r.version,
+        "decision": r.decision.action,
+        "reasons": r.decision.reasons,  # the gate's figures, for the record
+        "flow_run_id": res.flow_run_id,
+    }
 
 
 def final_table(root: Path, world: DemoData, v1: str) -> dict[str, Any]:
     """v1 vs the final champion on the clean and the shifted holdouts."""
+    from xferlib.data.splits import read_label_map
     from xferlib.evaluate import evaluate
     from xferlib.registry import champion_version, load_predictor
 
     ctx = Context.load(root)
-    label_map = read_json(ctx.wd.prepared / "label_map.json")
+    label_map = read_label_map(ctx.wd.prepared)
     name = ctx.params.registry.model_name
     champ = str(champion_version(ctx.wd.mlflow_uri, name))
     acc: dict[str, dict[str, float]] = {}
@@ -182,7 +183,7 @@ def summarise(
     from xferlib.alerts import read_alerts
     from xferlib.versioning import data_version
 
-    acc, v1, champ = table["accuracy"], str(loop["v1"]["version"]), table["champion_version"]
+    acc, v1, champ = table["accuracy"], str(loop["v1"]), table["champion_version"]
     lost = acc[v1]["clean"] - acc[v1]["shifted"]
     recovered = (acc[champ]["shifted"] - acc[v1]["shifted"]) / lost if lost > 0 else 0.0
     datasets = sorted(p.name for p in (root / "data").iterdir() if p.is_dir())
@@ -247,7 +248,7 @@ def run(
     orch = orchestrator(root) if orchestrator else Direct(root)
     loop = run_loop(root, cfg, orch, progress)
     t = time.monotonic()
-    table = final_table(root, loop["world"], str(loop["v1"]["version"]))
+    table = final_table(root, loop["world"], str(loop["v1"]))
     progress.step(
         "final_eval", "evaluated v1 and the champion on the clean and shifted holdouts", t
     )

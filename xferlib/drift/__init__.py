@@ -14,7 +14,12 @@ from xferlib.drift.features import (
     monitoring_frame,
 )
 from xferlib.drift.policy import DriftState, RetrainDecision, should_retrain
-from xferlib.drift.reference import Reference, build_reference, load_reference
+from xferlib.drift.reference import (
+    Reference,
+    build_model_reference,
+    build_reference,
+    load_reference,
+)
 
 __all__ = [
     "META_COLUMNS",
@@ -27,6 +32,7 @@ __all__ = [
     "Reference",
     "RetrainDecision",
     "TestResult",
+    "build_model_reference",
     "build_reference",
     "check_drift",
     "feature_columns",

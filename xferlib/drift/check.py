@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,6 +63,13 @@ class DriftReport:
         """The CLI's `--json` object (and the saved report JSON)."""
         return asdict(self)
 
+    @staticmethod
+    def from_dict(raw: dict[str, Any]) -> DriftReport:
+        """Parse `to_dict()`'s output (a saved report, an event payload); unknown keys are ignored."""
+        known = {f.name for f in fields(DriftReport)}
+        tests = {k: TestResult(**v) for k, v in raw.get("tests", {}).items()}
+        return DriftReport(**{k: v for k, v in raw.items() if k in known} | {"tests": tests})
+
 
 def check_drift(
     reference: pd.DataFrame,
@@ -72,11 +79,13 @@ def check_drift(
     reference_version: str,
     out_dir: Path | None = None,
     render: bool = True,
+    save_json: bool = True,
 ) -> DriftReport:
     """Compare one window of monitoring rows with the reference; see the module doc for the tests.
 
     `render=False` skips Evidently (the fast path: ~0.1-0.5 s at 100k rows x 64 columns); with
-    `out_dir`, Evidently's HTML + JSON and this report's JSON are written there.
+    `out_dir`, Evidently's HTML + JSON and this report's JSON are written there (`report_json`;
+    `save_json=False` leaves that file to a caller that adds its own fields, so it is written once).
     """
     cols = _validate(reference, current)
     report_id = _report_id(reference_version, current[cols], cfg)
@@ -99,7 +108,7 @@ def check_drift(
         tests=tests, drifted_columns=drifted, evidently=evid, report_html=html,
         report_json=json_path, report_id=report_id,
     )  # fmt: skip
-    if json_path is not None:
+    if json_path is not None and save_json:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json_path, json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     return report

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,10 @@ import torch
 from xferlib.atomic import atomic_write_text, atomic_writer
 from xferlib.config import DriftParams
 from xferlib.drift.features import PCAProjector, feature_columns, monitoring_frame
+
+if TYPE_CHECKING:
+    from xferlib.data.imageset import ImageSet
+    from xferlib.models import Classifier
 
 REFERENCE_FILES = ("reference.parquet", "pca.npz", "reference.json")
 
@@ -35,6 +39,18 @@ class Reference:
     @property
     def version(self) -> str:
         return f"{self.info.get('model_name', '?')}/v{self.info.get('model_version', '?')}"
+
+
+def sample_rows(n: int, cfg: DriftParams) -> torch.Tensor | None:
+    """The seeded subsample of `n` candidate rows a reference keeps (None: keep all n).
+
+    The one place a reference is subsampled: callers with images apply it before the forward
+    pass (`build_model_reference`), callers with scored arrays before the PCA fit.
+    """
+    if n <= cfg.reference_size:
+        return None
+    g = torch.Generator().manual_seed(cfg.seed)
+    return torch.randperm(n, generator=g)[: cfg.reference_size]
 
 
 def build_reference(
@@ -56,13 +72,56 @@ def build_reference(
         if isinstance(features, torch.Tensor)
         else np.asarray(features)
     )
+    keep = sample_rows(len(feats), cfg)
+    if keep is not None:
+        rows = keep.numpy()
+        probs, feats, props = probs[rows], feats[rows], props.iloc[rows].reset_index(drop=True)
+        if isinstance(meta, pd.DataFrame):
+            meta = meta.iloc[rows].reset_index(drop=True)
+    return _write(out_dir, probs, feats, props, model_name, model_version, cfg, pca, meta)
+
+
+def build_model_reference(
+    out_dir: str | Path,
+    model: Classifier,
+    images: ImageSet,
+    *,
+    model_name: str,
+    model_version: str,
+    cfg: DriftParams,
+) -> Reference:
+    """A model's own view of held-out images: PCA-reduced embeddings, predictions, properties.
+
+    Subsampled to `cfg.reference_size` before the forward pass, not after.
+    """
+    from xferlib.drift.features import image_properties
+    from xferlib.models.predictor import Predictor
+
+    keep = sample_rows(len(images), cfg)
+    if keep is not None:
+        images = images.subset(keep)
+    scores = Predictor.from_classifier(model).infer(images)
+    probs, feats = scores.probs, scores.embeddings
+    h, w = images.images.shape[-2:]
+    props = image_properties(images.images, np.full(len(images), w), np.full(len(images), h))
+    ids = images.ids or [str(i) for i in range(len(images))]
+    meta = pd.DataFrame({"image_id": ids, "model_version": model_version})
+    return _write(out_dir, probs, feats, props, model_name, model_version, cfg, None, meta)
+
+
+def _write(
+    out_dir: str | Path,
+    probs: np.ndarray | torch.Tensor,
+    feats: np.ndarray,
+    props: pd.DataFrame,
+    model_name: str,
+    model_version: str | int,
+    cfg: DriftParams,
+    pca: PCAProjector | None,
+    meta: pd.DataFrame | dict[str, Any] | None,
+) -> Reference:
     pca = pca or PCAProjector.fit(feats, cfg.pca_components)
     frame = monitoring_frame(probs, feats, pca, props, meta)
-    if len(frame) > cfg.reference_size:
-        keep = np.sort(
-            np.random.default_rng(cfg.seed).choice(len(frame), cfg.reference_size, replace=False)
-        )
-        frame = frame.iloc[keep].reset_index(drop=True)
     info = {
         "model_name": model_name,
         "model_version": str(model_version),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xferlib.atomic import atomic_write_json
 from xferlib.config import Params, load_params
 from xferlib.workdir import Workdir
 
@@ -26,11 +27,8 @@ class Context:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Atomic JSON write (tmp + rename): a crash never leaves half a file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    """Atomic JSON write (`xferlib.atomic`): a crash never leaves half a file behind."""
+    atomic_write_json(path, data)
 
 
 def read_json(path: Path, default: Any = None) -> Any:

@@ -6,12 +6,9 @@ import os
 import shutil
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
 
 from xferlib.stages.context import Context, write_json
+from xferlib.stages.results import IngestStageResult, InitResult, PrepareResult
 from xferlib.workdir import Workdir
 
 # Outputs that live in the work dir but are not versioned by git (DVC tracks data/ itself).
@@ -36,20 +33,19 @@ demo-summary.json
 """
 
 
-def init(workdir: str | os.PathLike[str] | None, remote: str | None = None) -> dict[str, Any]:
+def init(workdir: str | os.PathLike[str] | None, remote: str | None = None) -> InitResult:
     """Make the work directory a git + DVC repo with params.yaml, dvc.yaml and a DVC remote."""
     from xferlib import versioning
 
     wd = Workdir.resolve(workdir).ensure()
-    for name in ("params.yaml", "dvc.yaml"):
-        target = wd.root / name
+    for target in (wd.params_file, wd.dvc_yaml):
         if not target.exists():
-            target.write_text(resources.files("xferlib").joinpath("templates", name).read_text())
-    gi = wd.root / ".gitignore"
-    if not gi.exists():
-        gi.write_text(_GITIGNORE)
+            template = resources.files("xferlib").joinpath("templates", target.name)
+            target.write_text(template.read_text())
+    if not wd.gitignore.exists():
+        wd.gitignore.write_text(_GITIGNORE)
     versioning.init_repo(wd.root, remote)
-    return {"workdir": str(wd.root), "remote": remote or str(wd.dvc_remote)}
+    return InitResult(workdir=str(wd.root), remote=remote or str(wd.dvc_remote))
 
 
 def ensure_init(wd: Workdir) -> None:
@@ -65,10 +61,11 @@ def ingest(
     split: str | None = None,
     push: bool = True,
     source: str | None = None,
-) -> dict[str, Any]:
+) -> IngestStageResult:
     """Validate, de-duplicate and store images as shards; version the dataset with DVC and push."""
     from xferlib import versioning
     from xferlib.data.ingest import ingest as run_ingest
+    from xferlib.data.shards import MANIFEST
 
     ctx = Context.load(workdir)
     ensure_init(ctx.wd)
@@ -85,59 +82,22 @@ def ingest(
         source=source or str(src),
         split=split,
     )
-    out = result.to_dict()
-    if not (ctx.wd.dataset(name) / "manifest.parquet").exists():
-        out.update(dataset=name, data_version=None, pushed=False)
-        return out  # nothing accepted: nothing to version (the counts say why)
+    if not (ctx.wd.dataset(name) / MANIFEST).exists():
+        # nothing accepted: nothing to version (the counts say why)
+        return IngestStageResult(result, name, data_version=None, pushed=False)
     version = versioning.track(ctx.wd.root, ctx.wd.dataset(name))
     if push:
         versioning.push(ctx.wd.root, [str(ctx.wd.dataset(name))])
-    out.update(dataset=name, data_version=str(version), pushed=push)
-    return out
-
-
-def _stratified(labels: pd.Series, fraction: float, rng: np.random.Generator) -> pd.Index:
-    """Index of a per-class random `fraction` (at least one per class when the class has ≥ 2)."""
-    picked: list[Any] = []
-    for _, idx in labels.groupby(labels).groups.items():
-        idx = list(idx)
-        rng.shuffle(idx)
-        k = int(round(fraction * len(idx)))
-        k = max(1, k) if len(idx) >= 2 and fraction > 0 else k
-        picked.extend(idx[:k])
-    return pd.Index(picked)
-
-
-def make_splits(
-    manifest: pd.DataFrame, val_fraction: float, labels_per_class: int | None, seed: int
-) -> pd.DataFrame:
-    """Stratified train/val/test splits; rows marked "test" at ingest stay the holdout."""
-    rng = np.random.default_rng(seed)
-    df = manifest[manifest["label"].notna()][["sha256", "label", "split"]].copy()
-    if df.empty:
-        raise ValueError(
-            "the dataset has no labelled images; ingest an ImageFolder tree or the IDX files first"
-        )
-    df["split"] = df["split"].where(df["split"] == "test", "train")
-    if not (df["split"] == "test").any():  # no official holdout: carve one
-        df.loc[_stratified(df["label"], val_fraction, rng), "split"] = "test"
-    pool = df[df["split"] == "train"]
-    df.loc[_stratified(pool["label"], val_fraction, rng), "split"] = "val"
-    if labels_per_class is not None:
-        train = df[df["split"] == "train"]
-        keep = train.groupby("label", group_keys=False).apply(
-            lambda g: g.sample(n=min(len(g), labels_per_class), random_state=seed)
-        )
-        df = df[(df["split"] != "train") | df.index.isin(keep.index)]
-    return df.reset_index(drop=True)
+    return IngestStageResult(result, name, data_version=str(version), pushed=push)
 
 
 def prepare(
     workdir: str | os.PathLike[str] | None, params_path: str | None = None
-) -> dict[str, Any]:
+) -> PrepareResult:
     """`dvc.yaml` stage prepare: splits.parquet + label_map.json from the dataset's manifest."""
     from xferlib import versioning
     from xferlib.data.shards import read_manifest
+    from xferlib.data.splits import LABEL_MAP, SPLITS, make_splits
 
     ctx = Context.load(workdir, params_path)
     p = ctx.params
@@ -153,15 +113,15 @@ def prepare(
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    splits.to_parquet(out_dir / "splits.parquet", index=False)
-    write_json(out_dir / "label_map.json", {c: i for i, c in enumerate(classes)})
+    splits.to_parquet(out_dir / SPLITS, index=False)
+    write_json(out_dir / LABEL_MAP, {c: i for i, c in enumerate(classes)})
     version = versioning.data_version(ctx.wd.root, ds)
-    summary = {
-        "dataset": p.data.dataset,
-        "data_version": str(version),
-        "classes": len(classes),
-        "counts": {s: int((splits["split"] == s).sum()) for s in ("train", "val", "test")},
-        "warnings": [f"class {c!r} has a single image: it is in train only" for c in tiny],
-    }
-    write_json(out_dir / "prepare.json", summary)
+    summary = PrepareResult(
+        dataset=p.data.dataset,
+        data_version=str(version),
+        classes=len(classes),
+        counts={s: int((splits["split"] == s).sum()) for s in ("train", "val", "test")},
+        warnings=[f"class {c!r} has a single image: it is in train only" for c in tiny],
+    )
+    write_json(out_dir / "prepare.json", summary.to_dict())
     return summary

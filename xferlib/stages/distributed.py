@@ -13,16 +13,18 @@ Multi-node (`--nnodes`, a rendezvous endpoint) is torchrun's own business and is
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
+from xferlib import env
 from xferlib.config import ConfigError, Params
 from xferlib.stages.context import Context
+from xferlib.stages.results import Distributed, TrainStageResult
 
 PathLike = str | os.PathLike[str] | None
 NPROC_ENV = "XFER_TRAIN_NPROC"
@@ -32,8 +34,8 @@ def resolve_nproc(params: Params, nproc: int | None = None) -> int:
     """Processes to train with: the explicit value (CLI flag), else $XFER_TRAIN_NPROC, else params."""
     if nproc:
         value, source = nproc, "--nproc"
-    elif os.environ.get(NPROC_ENV, "").strip():
-        raw, source = os.environ[NPROC_ENV].strip(), NPROC_ENV
+    elif raw := env.nproc():
+        source = NPROC_ENV
         if not raw.isdigit():
             raise ConfigError(f"{NPROC_ENV}={raw!r} is not a whole number; set it to the GPU count")
         value = int(raw)
@@ -61,7 +63,7 @@ def train(
     resume: bool = False,
     register: bool = True,
     tags: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> TrainStageResult:
     """The train stage on `resolve_nproc` processes: in this process for one, else `launch`."""
     from xferlib.stages import training
 
@@ -83,18 +85,18 @@ def launch(
     *,
     register: bool = True,
     tags: dict[str, str] | None = None,
-) -> dict[str, Any]:
+) -> TrainStageResult:
     """Train on `nproc` torchrun processes of this node and return rank 0's result."""
     from xferlib.stages import training
 
     ctx = Context.load(workdir, params_path)
     _check(ctx.params, nproc)
-    extra: dict[str, Any] = {"nproc": nproc, "backend": None}
     if ctx.params.finetune.strategy == "linear_probe":
         result = training.train(
             workdir, params_path=params_path, resume=resume, register=register, tags=tags
         )
-        return {**result, "distributed": {**extra, "note": "linear_probe runs on rank 0 only"}}
+        note = "linear_probe runs on rank 0 only"
+        return dataclasses.replace(result, distributed=Distributed(nproc, None, note))
     backend = resolve_backend(ctx.params.distributed.backend)
     with tempfile.TemporaryDirectory(prefix="xfer-ddp-") as tmp:
         out = Path(tmp) / "rank0.json"
@@ -105,8 +107,8 @@ def launch(
                 f"torchrun with {nproc} processes exited with code {rc}; the workers' traceback is "
                 "above on stderr (rerun with --nproc 1 to debug without DDP)"
             )
-        result = json.loads(out.read_text())
-    return {**result, "distributed": {**extra, "backend": backend}}
+        result = TrainStageResult.from_dict(json.loads(out.read_text()))
+    return dataclasses.replace(result, distributed=Distributed(nproc, backend))
 
 
 def _check(params: Params, nproc: int) -> None:

@@ -9,11 +9,15 @@ lets them write (a second checkpoint, a second MLflow run) fails loudly instead 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from xferlib import env
+from xferlib.atomic import atomic_write_json
 
 _WRITE_EVENTS = (
     "os.rename",
@@ -61,7 +65,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     for path in paths:
         if _under_guard(path):
             raise PermissionError(
-                f"rank {os.environ.get('RANK')} tried {event} on {os.fsdecode(path)}; only rank 0 "
+                f"rank {env.rank()} tried {event} on {os.fsdecode(path)}; only rank 0 "
                 "writes in the work directory"
             )
 
@@ -82,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parse(argv)
     if args.backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(env.local_rank())
     dist.init_process_group(args.backend)
     try:
         if dist.get_rank() != 0:
@@ -95,9 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             tags=json.loads(args.tags) if args.tags else None,
         )
         if dist.get_rank() == 0:
-            tmp = Path(args.result).with_suffix(".tmp")
-            tmp.write_text(json.dumps({**result, "world_size": dist.get_world_size()}, default=str))
-            os.replace(tmp, args.result)
+            done = dataclasses.replace(result, world_size=dist.get_world_size())
+            atomic_write_json(args.result, done.to_dict(), indent=None)
     finally:
         dist.destroy_process_group()
     return 0

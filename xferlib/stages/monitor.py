@@ -1,4 +1,8 @@
-"""Monitoring stages: a version's drift reference, scoring production batches, the drift check."""
+"""Monitoring stages: scoring production batches, the drift check against a version's reference.
+
+References are built with each registered version (`xferlib.drift.build_model_reference`, called by
+the gate); here they are only read, fetched from the version's MLflow run when not local.
+"""
 
 from __future__ import annotations
 
@@ -7,58 +11,26 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from xferlib.data.imageset import ImageList, ImageSet
+from xferlib.data.imageset import ImageList
 from xferlib.stages.context import Context, write_json
+from xferlib.stages.results import DriftResult, ScoreResult
+
+if TYPE_CHECKING:
+    from xferlib.drift import DriftReport, Reference
 
 PathLike = str | os.PathLike[str] | None
 
 
-def reference_dir(ctx: Context, name: str, version: str) -> Path:
-    return ctx.wd.references / name / f"v{version}"
-
-
-def build_reference(ctx: Context, model: Any, images: ImageSet, name: str, version: str) -> Path:
-    """The champion's own view of its training data: PCA-reduced embeddings, predictions, properties."""
-    import torch
-
-    from xferlib import drift
-    from xferlib.models.predictor import Predictor
-
-    cfg = ctx.params.drift
-    if len(images) > cfg.reference_size:  # subsample before the forward pass, not after
-        g = torch.Generator().manual_seed(cfg.seed)
-        images = images.subset(torch.randperm(len(images), generator=g)[: cfg.reference_size])
-    scores = Predictor.from_classifier(model).infer(images)
-    probs, feats = scores.probs, scores.embeddings
-    h, w = images.images.shape[-2:]
-    props = drift.image_properties(images.images, np.full(len(images), w), np.full(len(images), h))
-    meta = pd.DataFrame(
-        {"image_id": images.ids or [str(i) for i in range(len(images))], "model_version": version}
-    )
-    out = reference_dir(ctx, name, version)
-    drift.build_reference(
-        out,
-        probs=probs,
-        features=feats,
-        props=props,
-        model_name=name,
-        model_version=version,
-        cfg=cfg,
-        meta=meta,
-    )
-    return out
-
-
-def _reference_for(ctx: Context, name: str, version: str) -> Any:
+def _reference_for(ctx: Context, name: str, version: str) -> Reference:
     """Load a version's reference; fetch it from the version's MLflow run when not local."""
     from xferlib import drift
 
-    out = reference_dir(ctx, name, version)
+    out = ctx.wd.reference(name, version)
     if not (out / "reference.parquet").exists():
         from xferlib.registry import download_version_artifact
 
@@ -101,7 +73,8 @@ def _load_source(
 
 def score_images(
     ctx: Context, src: str | list[str], model_uri: str | None, window_id: str | None
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, ScoreResult]:
+    """Monitoring rows of a batch scored by the model (default: the champion), and a summary."""
     from xferlib import drift
     from xferlib.registry import load_predictor
 
@@ -109,17 +82,12 @@ def score_images(
     pred = load_predictor(model_uri or f"models:/{name}@champion", ctx.wd.mlflow_uri)
     with tempfile.TemporaryDirectory(dir=ctx.wd.ensure().root) as tmp:
         images, meta, quarantined = _load_source(ctx, src, Path(tmp))
-    info: dict[str, Any] = {
-        "model_version": str(pred.version),
-        "quarantined": quarantined,
-        "rows": len(images),
-    }
     if len(images) == 0 and not quarantined:
         raise ValueError(
             f"{src} holds no image files; pass a folder, s3:// prefix or files to score"
         )
-    if len(images) == 0:
-        return pd.DataFrame(), info  # every file was quarantined: the counts say why
+    if len(images) == 0:  # every file was quarantined: the counts say why
+        return pd.DataFrame(), ScoreResult(str(pred.version), quarantined, rows=0)
     ref = _reference_for(ctx, name, str(pred.version))
     scores = pred.infer(images)
     probs, feats = scores.probs, scores.embeddings
@@ -134,12 +102,12 @@ def score_images(
     frame = drift.monitoring_frame(
         probs, feats, ref.pca, props, meta[["image_id", "model_version", "window_id", "ts"]]
     )
-    info["window_id"] = window
-    info["predicted"] = {
+    predicted = {
         pred.class_names[k]: int(v)
         for k, v in zip(*np.unique(probs.argmax(1), return_counts=True), strict=True)
     }
-    return frame, info
+    result = ScoreResult(str(pred.version), quarantined, len(images), window, predicted)
+    return frame, result
 
 
 def _properties(images: ImageList, meta: pd.DataFrame) -> pd.DataFrame:
@@ -158,15 +126,15 @@ def score(
     model_uri: str | None = None,
     window_id: str | None = None,
     params_path: str | None = None,
-) -> dict[str, Any]:
+) -> ScoreResult:
     """Score a production batch with the champion and append it to the monitoring log."""
     from xferlib import monitoring
 
     ctx = Context.load(workdir, params_path)
-    frame, info = score_images(ctx, src, model_uri, window_id)
+    frame, result = score_images(ctx, src, model_uri, window_id)
     if len(frame):
         monitoring.append(ctx.wd.monitoring, frame)
-    return info
+    return result
 
 
 def drift(
@@ -176,49 +144,53 @@ def drift(
     model_uri: str | None = None,
     window_id: str | None = None,
     params_path: str | None = None,
-) -> dict[str, Any]:
+) -> DriftResult:
     """Compare a monitoring-log window (or a folder scored on the fly) with the reference."""
-    from xferlib import drift as d
     from xferlib import monitoring
 
     ctx = Context.load(workdir, params_path)
-    name = ctx.params.registry.model_name
     if current is not None:
         frame, _ = score_images(ctx, current, model_uri, window_id)
     else:
         frame = monitoring.read_window(ctx.wd.monitoring, window_id)
     if len(frame) == 0:
         raise ValueError("the window has 0 rows; score a production batch first (`xfer score SRC`)")
-    version = str(frame["model_version"].iloc[-1])
-    ref = _reference_for(ctx, name, version)
     out_dir = ctx.wd.reports / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    report = d.check_drift(
+    report = _check(ctx, frame, out_dir)
+    window = str(frame["window_id"].iloc[-1]) if "window_id" in frame else None
+    saved = DriftResult(report, window)
+    # the one JSON of this report: the verdict plus its window (the MLflow run id comes after)
+    write_json(Path(report.report_json or out_dir / "report.json"), saved.to_dict())
+    run_id = _log_report(ctx, out_dir, report)
+    return DriftResult(report, window, mlflow_run_id=run_id)
+
+
+def _check(ctx: Context, frame: pd.DataFrame, out_dir: Path) -> DriftReport:
+    """The calibrated verdict of the window against its model version's reference."""
+    from xferlib import drift as d
+
+    version = str(frame["model_version"].iloc[-1])
+    ref = _reference_for(ctx, ctx.params.registry.model_name, version)
+    return d.check_drift(
         ref.frame, frame, ctx.params.drift, reference_version=version, out_dir=out_dir,
-        render=ctx.params.drift.evidently,
+        render=ctx.params.drift.evidently, save_json=False,
     )  # fmt: skip
-    result = report.to_dict()
-    result["window_id"] = str(frame["window_id"].iloc[-1]) if "window_id" in frame else None
-    write_json(out_dir / "report.json", result)
-    _log_report(ctx, out_dir, result)
-    return result
 
 
-def _log_report(ctx: Context, out_dir: Path, report: dict[str, Any]) -> None:
+def _log_report(ctx: Context, out_dir: Path, report: DriftReport) -> str:
     """Each drift report is an MLflow run of experiment xfer-drift (HTML + JSON artifacts)."""
     from xferlib.registry.runs import Tracker
 
     with Tracker.start(
         ctx.wd.mlflow_uri,
         "xfer-drift",
-        run_name=report["report_id"],
+        run_name=report.report_id,
         tags={
-            "xfer.drift.status": report["status"],
-            "xfer.reference_version": report["reference_version"],
+            "xfer.drift.status": report.status,
+            "xfer.reference_version": report.reference_version,
         },
         artifact_root=ctx.wd.mlflow_artifacts,
     ) as run:
-        run.log_metrics(
-            0, {"drift": float(report["drift"]), "window_size": float(report["window_size"])}
-        )
+        run.log_metrics(0, {"drift": float(report.drift), "window_size": float(report.window_size)})
         run.log_artifact(out_dir, "report")
-    report["mlflow_run_id"] = run.run_id
+    return run.run_id

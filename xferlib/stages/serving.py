@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from xferlib.stages.context import Context
+from xferlib.stages.results import (
+    HistoryResult,
+    LineageResult,
+    Prediction,
+    PredictResult,
+    RollbackResult,
+)
 
 PathLike = str | os.PathLike[str] | None
 
 
-def predict(workdir: PathLike, model_uri: str, images: list[Path]) -> dict[str, Any]:
+def predict(workdir: PathLike, model_uri: str, images: list[Path]) -> PredictResult:
     """Classify image files with a registered model, through the model's own transforms."""
     import tempfile
 
@@ -29,15 +35,10 @@ def predict(workdir: PathLike, model_uri: str, images: list[Path]) -> dict[str, 
     out = pred.predict(data)
     paths = [Path(str(p)).name.split("-", 1)[-1] for p in meta["path"]]
     rows = [
-        {"image": p, "class": n, "probability": float(pr)}
+        Prediction(p, n, float(pr))
         for p, n, pr in zip(paths, out.labels, out.probs.max(1), strict=True)
     ]
-    return {
-        "model": model_uri,
-        "version": str(pred.version),
-        "predictions": rows,
-        "quarantined": quarantined,
-    }
+    return PredictResult(model_uri, str(pred.version), rows, quarantined)
 
 
 def _name(ctx: Context, name: str | None) -> str:
@@ -46,37 +47,38 @@ def _name(ctx: Context, name: str | None) -> str:
 
 def history(
     workdir: PathLike, name: str | None = None, params_path: str | None = None
-) -> dict[str, Any]:
+) -> HistoryResult:
     from xferlib.registry import history as reg_history
 
     ctx = Context.load(workdir, params_path)
     rows = reg_history(ctx.wd.mlflow_uri, _name(ctx, name))
-    return {"model_name": _name(ctx, name), "history": [r.to_dict() for r in rows]}
+    return HistoryResult(_name(ctx, name), list(rows))
 
 
 def rollback(
     workdir: PathLike, name: str | None = None, params_path: str | None = None
-) -> dict[str, Any]:
+) -> RollbackResult:
     from xferlib.alerts import Alert, AlertSink
     from xferlib.registry import rollback as reg_rollback
 
     ctx = Context.load(workdir, params_path)
     row = reg_rollback(ctx.wd.mlflow_uri, _name(ctx, name))
-    out = row.to_dict()
     AlertSink(ctx.wd.alerts).send(
         Alert(
             kind="rolled_back",
             model_name=_name(ctx, name),
-            model_version=str(out.get("champion_after", "")),
-            message=f"{_name(ctx, name)} rolled back from v{out.get('version')} to v{out.get('champion_after')}",
-            dedup_key=f"rolled_back:{_name(ctx, name)}:{out.get('timestamp', '')}",
+            model_version=str(row.champion_after),
+            message=f"{_name(ctx, name)} rolled back from v{row.version} to v{row.champion_after}",
+            dedup_key=f"rolled_back:{_name(ctx, name)}:{row.timestamp}",
         )
     )
-    return out
+    return RollbackResult(row)
 
 
-def lineage(workdir: PathLike, model_uri: str) -> dict[str, Any]:
+def lineage(workdir: PathLike, model_uri: str) -> LineageResult:
     from xferlib.registry import lineage as reg_lineage
 
     ctx = Context.load(workdir)
-    return reg_lineage(model_uri, ctx.wd.mlflow_uri)
+    raw = dict(reg_lineage(model_uri, ctx.wd.mlflow_uri))
+    name, version, run_id = raw.pop("name"), raw.pop("version"), raw.pop("run_id")
+    return LineageResult(name, version, run_id, tags=raw)

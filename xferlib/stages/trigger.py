@@ -9,7 +9,6 @@ sits on top of this in flows/.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import os
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from xferlib.stages.context import Context, read_json, write_json
+from xferlib.stages.results import Decision, DriftResult, GateResult
 
 
 @contextlib.contextmanager
@@ -56,29 +56,27 @@ def _send(
 
 
 def decide(
-    workdir: str | os.PathLike[str], report: dict[str, Any], now: datetime | None = None
-) -> dict[str, Any]:
+    workdir: str | os.PathLike[str], result: DriftResult, now: datetime | None = None
+) -> Decision:
     """Apply should_retrain (window size, consecutive windows, cool-down, coalescing) and alert."""
-    from xferlib.drift import DriftReport, DriftState, should_retrain
+    from xferlib.drift import DriftState, should_retrain
 
     ctx = Context.load(workdir)
     now = now or datetime.now(UTC)
+    report = result.report
     with _locked(ctx.wd.state) as path:
         raw = read_json(path, default={"drift": {}, "in_flight": None})
-        if report["drift"]:
+        if report.drift:
             _send(
                 ctx,
                 "drift_detected",
-                report["reference_version"],
-                f"drift in window {report.get('window_id')}: {report.get('drifted_columns')}",
-                f"drift:{report['report_id']}",
-                report.get("report_html") or "",
-                tests=report.get("tests"),
+                report.reference_version,
+                f"drift in window {result.window_id}: {report.drifted_columns}",
+                f"drift:{report.report_id}",
+                report.report_html or "",
+                tests=report.to_dict()["tests"],
             )
-        typed = DriftReport(
-            **{f.name: report[f.name] for f in dataclasses.fields(DriftReport) if f.name in report}
-        )
-        decision = should_retrain(typed, DriftState.from_dict(raw["drift"]), ctx.params.drift, now)
+        decision = should_retrain(report, DriftState.from_dict(raw["drift"]), ctx.params.drift, now)
         retrain, reason = decision.retrain, decision.reason
         if retrain and _in_flight(raw, now):
             retrain, reason = (
@@ -87,14 +85,9 @@ def decide(
             )
         raw["drift"] = decision.state.to_dict()
         if retrain:
-            raw["in_flight"], raw["in_flight_since"] = report["report_id"], now.isoformat()
+            raw["in_flight"], raw["in_flight_since"] = report.report_id, now.isoformat()
         write_json(path, raw)
-    return {
-        "retrain": retrain,
-        "reason": reason,
-        "status": report["status"],
-        "model_name": ctx.params.registry.model_name,
-    }
+    return Decision(retrain, reason, report.status, ctx.params.registry.model_name)
 
 
 # A retrain that never reported back (its process was killed) stops blocking new ones after this.
@@ -125,7 +118,7 @@ def retrain_finished(
     report_id: str,
     flow_run_id: str,
     *,
-    result: dict[str, Any] | None = None,
+    result: GateResult | None = None,
     error: str | None = None,
 ) -> None:
     """Alert finished/failed and release the in-flight marker so the next drift can retrain."""
@@ -144,12 +137,13 @@ def retrain_finished(
             flow_run_id=flow_run_id,
         )
         return
-    decision = (result or {}).get("decision", {})
+    version = result.version if result else None
+    action = result.decision.action if result else None
     _send(
         ctx,
         "retrain_finished",
-        str((result or {}).get("version", "")),
-        f"retraining for {report_id} finished: v{(result or {}).get('version')} {decision.get('action')}",
+        str(version or ""),
+        f"retraining for {report_id} finished: v{version} {action}",
         f"retrain_finished:{flow_run_id or report_id}",
         flow_run_id=flow_run_id,
     )

@@ -1,0 +1,69 @@
+"""The monitoring stages on a real tiny champion: score -> drift -> trigger, typed end to end.
+
+The drift report's JSON is written once (the DriftResult, window included) and is what a caller
+holding only JSON parses back; the reference stored with the version is subsampled to
+`drift.reference_size` once, before its forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.flows.conftest import make_workdir, write_window
+from xferlib.drift import load_reference
+from xferlib.stages import monitor, trigger
+from xferlib.stages.context import Context
+from xferlib.stages.results import DriftResult
+
+
+@pytest.fixture(scope="module")
+def champion(
+    tmp_path_factory: pytest.TempPathFactory,
+    fashion: tuple[np.ndarray, np.ndarray],
+    mlflow_store: str,
+) -> Path:
+    return make_workdir(tmp_path_factory.mktemp("stages") / "wd", fashion)
+
+
+def test_the_champions_reference_is_its_held_out_images_capped_at_reference_size(
+    champion: Path,
+) -> None:
+    from xferlib.data.splits import read_splits
+
+    ctx = Context.load(champion)
+    splits = read_splits(ctx.wd.prepared)
+    held_out = splits[splits["split"].isin(["val", "test"])]
+    ref = load_reference(ctx.wd.reference(ctx.params.registry.model_name, "1"))
+    assert ref.info["n"] == len(ref.frame) == min(ctx.params.drift.reference_size, len(held_out))
+    assert set(ref.frame["image_id"]) <= set(held_out["sha256"])  # never a training image
+
+
+def test_drift_writes_its_report_once_and_the_trigger_takes_it_back_from_json(
+    champion: Path, fashion: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    x, _ = fashion
+    folder = write_window(tmp_path / "shifted", x[1000:1100], "invert")
+    scored = monitor.score(champion, str(folder), window_id="w-inv")
+    assert (scored.window_id, scored.rows, scored.model_version) == ("w-inv", 100, "1")
+    assert scored.predicted is not None and sum(scored.predicted.values()) == 100
+
+    result = monitor.drift(champion, window_id="w-inv")
+    assert result.report.drift and result.window_id == "w-inv" and result.mlflow_run_id
+    assert result.report.report_json is not None
+    out_dir = Path(result.report.report_json).parent
+    ours = [p.name for p in out_dir.glob("*.json") if not p.name.endswith(".evidently.json")]
+    assert ours == [Path(result.report.report_json).name]  # one report JSON, no second copy
+
+    saved = json.loads(Path(result.report.report_json).read_text())
+    assert saved == {k: v for k, v in result.to_dict().items() if k != "mlflow_run_id"}
+    parsed = DriftResult.from_dict(saved)
+    assert parsed.report == result.report and parsed.window_id == "w-inv"
+    decision = trigger.decide(champion, parsed)
+    assert (
+        decision.status == "drift"
+        and decision.model_name == Context.load(champion).params.registry.model_name
+    )

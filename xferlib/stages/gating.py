@@ -1,0 +1,220 @@
+"""The tracked run, registration as challenger, the promotion gate, and the version's reference.
+
+Order matters for "no half-written registry state": the run is fully logged (metrics, artifacts,
+model + weights hash) before a version exists; the version is registered as `challenger` with gate
+status `pending`; only after both evaluations does `apply_decision` move `champion`; the drift
+reference is stored with every registered version so the reference moves with the champion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from xferlib.data.imageset import ImageSet
+from xferlib.stages.context import Context, write_json
+from xferlib.stages.results import GateResult
+
+if TYPE_CHECKING:
+    from xferlib.evaluate import EvalResult
+    from xferlib.models import Classifier
+    from xferlib.registry import CandidateMetrics, PromotionDecision
+    from xferlib.registry.runs import Tracker
+
+EXPERIMENT = "xfer"
+
+
+@contextlib.contextmanager
+def open_run(ctx: Context, run_name: str, tags: dict[str, str]) -> Iterator[Tracker]:
+    """An MLflow run with the flattened params, params.yaml, dvc.lock and the system logged."""
+    from xferlib.registry.runs import Tracker, system_info
+
+    sysinfo = {f"xfer.system.{k}": v for k, v in system_info().items()}
+    with Tracker.start(
+        ctx.wd.mlflow_uri,
+        EXPERIMENT,
+        run_name=run_name,
+        tags={**tags, **sysinfo},
+        artifact_root=ctx.wd.mlflow_artifacts,
+    ) as run:
+        run.log_params(ctx.params.flat())
+        for path in (ctx.wd.params_file, ctx.wd.dvc_lock, ctx.wd.dvc_yaml):
+            if path.exists():
+                run.log_artifact(path, "config")
+        yield run
+
+
+def evaluate_on(
+    model: Classifier, classes: list[str], sets: dict[str, ImageSet], out_dir: Path
+) -> dict[str, EvalResult]:
+    """Evaluate on each named set; write `<name>.json` + plots under out_dir; return the results."""
+    from xferlib.evaluate import evaluate, write_eval
+    from xferlib.models.predictor import Predictor
+
+    results: dict[str, EvalResult] = {}
+    predictor = Predictor.from_classifier(model, classes)
+    for name, data in sets.items():
+        res = evaluate(predictor, data)
+        write_eval(res, out_dir / f"{name}.json", out_dir / f"plots-{name}")
+        results[name] = res
+    return results
+
+
+def load_champion_model(ctx: Context) -> tuple[Classifier, str]:
+    """The champion's classifier (weights verified against the registered hash) and its version."""
+    from xferlib.registry import champion_version, load_predictor
+
+    name = ctx.params.registry.model_name
+    version = champion_version(ctx.wd.mlflow_uri, name)
+    if version is None:
+        raise LookupError(f"model {name!r} has no champion yet; run `xfer train` first")
+    pred = load_predictor(f"models:/{name}/{version}", ctx.wd.mlflow_uri)
+    return cast("Classifier", pred.model), str(version)
+
+
+@dataclass(frozen=True)
+class GateInputs:
+    """What a registration is judged on: the new labelled data (None: none separate from the
+    holdout), the ID holdout, and the held-out images its drift reference is built from."""
+
+    new: ImageSet | None
+    holdout: ImageSet
+    reference_images: ImageSet
+
+    def sets(self) -> dict[str, ImageSet]:
+        if self.new is None:
+            return {"holdout": self.holdout}
+        return {"new": self.new, "holdout": self.holdout}
+
+
+def register_and_gate(
+    ctx: Context,
+    run: Tracker,
+    model: Classifier,
+    classes: list[str],
+    inputs: GateInputs,
+    *,
+    model_dir: Path,
+    lineage: dict[str, str],
+) -> GateResult:
+    """Log evaluation + model, register a challenger, compare with the champion, apply the decision.
+
+    `inputs.new=None` (a first train, a retrain without feedback): no data separate from the
+    holdout, so the gate judges the version on the holdout alone and its reasons say so.
+    """
+    from xferlib import registry
+
+    p, uri = ctx.params, ctx.wd.mlflow_uri
+    name, metric = p.registry.model_name, p.registry.primary_metric
+    ours = _log_evaluation(run, model, classes, inputs, model_dir, p.registry.pytorch_flavor)
+    version = str(registry.register_candidate(uri, name, run.run_id, tags=lineage))
+    champ_metrics = _champion_metrics(ctx, version, classes, inputs, model_dir / "eval")
+    ref_dir = _store_reference(ctx, run, model, inputs.reference_images, version)
+    decision = registry.decide_promotion(
+        _candidate(version, ours, metric), champ_metrics, p.registry
+    )
+    registry.apply_decision(uri, name, decision)
+    _alert(ctx, decision, name, version, run)
+    out = GateResult(
+        model_name=name,
+        version=version,
+        run_id=run.run_id,
+        decision=decision,
+        accuracy={k: v.accuracy for k, v in ours.items()},
+        champion_accuracy=None
+        if champ_metrics is None
+        else {"new": champ_metrics.new_metric, "holdout": champ_metrics.holdout_metric},
+        reference=str(ref_dir),
+    )
+    write_json(ctx.wd.gate_json(model_dir), out.to_dict())
+    return out
+
+
+def _log_evaluation(
+    run: Tracker,
+    model: Classifier,
+    classes: list[str],
+    inputs: GateInputs,
+    model_dir: Path,
+    pytorch_flavor: bool,
+) -> dict[str, EvalResult]:
+    """Evaluate on the gate's sets, log metrics + eval artifacts + the model to the run."""
+    eval_dir = model_dir / "eval"
+    ours = evaluate_on(model, classes, inputs.sets(), eval_dir)
+    run.log_metrics(
+        10_000,
+        {
+            f"{k}_{m}": getattr(v, m)
+            for k, v in ours.items()
+            for m in ("accuracy", "macro_f1", "ece")
+        },
+    )
+    run.flush()
+    run.log_artifact(eval_dir, "eval")
+    example = inputs.holdout.images[
+        :1
+    ].numpy()  # uint8 (1, 3, H, W): the logged model preprocesses itself
+    run.log_model(model_dir, model, example, pytorch_flavor=pytorch_flavor)
+    return ours
+
+
+def _champion_metrics(
+    ctx: Context, version: str, classes: list[str], inputs: GateInputs, eval_dir: Path
+) -> CandidateMetrics | None:
+    """The champion's figures on the same sets (None: no champion, or this version is it)."""
+    from xferlib import registry
+
+    uri, name = ctx.wd.mlflow_uri, ctx.params.registry.model_name
+    champ = registry.champion_version(uri, name)
+    if champ is None or str(champ) == version:
+        return None
+    champ_model = registry.load_predictor(f"models:/{name}/{champ}", uri).model
+    theirs = evaluate_on(
+        cast("Classifier", champ_model), classes, inputs.sets(), eval_dir / "champion"
+    )
+    return _candidate(str(champ), theirs, ctx.params.registry.primary_metric)
+
+
+def _store_reference(
+    ctx: Context, run: Tracker, model: Classifier, images: ImageSet, version: str
+) -> Path:
+    """The version's drift reference, next to the work dir's others and in its MLflow run."""
+    from xferlib.drift import build_model_reference
+
+    name = ctx.params.registry.model_name
+    ref_dir = ctx.wd.reference(name, version)
+    build_model_reference(
+        ref_dir, model, images, model_name=name, model_version=version, cfg=ctx.params.drift
+    )
+    run.log_artifact(ref_dir, "reference")
+    return ref_dir
+
+
+def _candidate(version: str, results: dict[str, EvalResult], metric: str) -> CandidateMetrics:
+    from xferlib.registry import CandidateMetrics
+
+    new = float(getattr(results["new"], metric)) if "new" in results else None
+    return CandidateMetrics(version, new, float(getattr(results["holdout"], metric)))
+
+
+def _alert(
+    ctx: Context, decision: PromotionDecision, name: str, version: str, run: Tracker
+) -> None:
+    from xferlib.alerts import Alert, AlertSink
+
+    kind = "promoted" if decision.action == "promote" else "rejected"
+    AlertSink(ctx.wd.alerts).send(
+        Alert(
+            kind=kind,
+            model_name=name,
+            model_version=version,
+            run_url=run.url,
+            message=f"{name} v{version} {kind}: " + "; ".join(decision.reasons),
+            details={"host": platform.node()},
+            dedup_key=f"{kind}:{name}:{version}",
+        )
+    )
