@@ -8,13 +8,15 @@ deployment; the ingest/train/score/monitor flows run from here; a drift verdict 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from flows.server import Services, _bin
-from xferlib.demo import run as loop
+from xferlib import loop as lifecycle
+from xferlib.demo import run as demo
 from xferlib.stages.context import read_json
 
 
@@ -23,6 +25,7 @@ class PrefectOrchestrator:
         from flows import pipeline
 
         self.wd, self.services, self.p = str(root), services, pipeline
+        self._seen: set[Any] = set()  # retrain flow runs already reported
         runner = services.spawn(
             [
                 _bin("python"),
@@ -61,24 +64,25 @@ class PrefectOrchestrator:
     def train(self) -> dict[str, Any]:
         return self.p.train_flow(self.wd)
 
-    def score(self, src: Path, window_id: str) -> dict[str, Any]:
-        return self.p.score_flow(self.wd, str(src), window_id)
-
-    def monitor(self, window_id: str, feedback: Path) -> dict[str, Any]:
-        out = self.p.monitor_flow(self.wd, window_id, str(feedback))
-        if out["decision"]["retrain"]:
-            run_id = self._wait_for_retrain()
-            result = read_json(Path(self.wd) / "models" / f"feedback-{window_id}" / "gate.json")
-            out["retrain"] = {**result, "flow_run_id": run_id}
+    def window(self, src: Path, window_id: str, feedback: Path) -> lifecycle.MonitorOutcome:
+        """score flow, monitor flow (the lifecycle as tasks), then the deployment's retrain run."""
+        self.p.score_flow(self.wd, str(src), window_id)
+        out = lifecycle.MonitorOutcome.from_dict(
+            self.p.monitor_flow(self.wd, window_id, str(feedback))
+        )
+        if out.retrained is not None and out.retrained.status == "requested":
+            done = self._wait_for_retrain(out.retrained.request_id, window_id)
+            out = dataclasses.replace(out, retrained=done)
         return out
 
-    def _wait_for_retrain(self, timeout: float = 900) -> str:
+    def _wait_for_retrain(
+        self, request_id: str, window_id: str, timeout: float = 900
+    ) -> lifecycle.RetrainOutcome:
         """Wait for the retrain run the trigger created and the runner executes."""
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
         from prefect.client.schemas.objects import StateType
 
-        seen = getattr(self, "_seen", set())
         deadline = time.monotonic() + timeout
         with get_client(sync_client=True) as client:
             while time.monotonic() < deadline:
@@ -87,17 +91,21 @@ class PrefectOrchestrator:
                         id=DeploymentFilterId(any_=[self.deployment_id])
                     )
                 )
-                new = [r for r in runs if r.id not in seen]
-                done = [r for r in new if r.state and r.state.is_final()]
+                done = [
+                    r for r in runs if r.id not in self._seen and r.state and r.state.is_final()
+                ]
                 if done:
                     run = done[0]
-                    seen.add(run.id)
-                    self._seen = seen
+                    self._seen.add(run.id)
                     if run.state.type != StateType.COMPLETED:
-                        raise RuntimeError(
-                            f"retrain flow run {run.id} ended {run.state.type.value}; see the Prefect UI"
+                        error = f"retrain flow run {run.id} ended {run.state.type.value}; see the Prefect UI"
+                        return lifecycle.RetrainOutcome(
+                            "failed", request_id, error=error, flow_run_id=str(run.id)
                         )
-                    return str(run.id)
+                    gate = read_json(
+                        Path(self.wd) / "models" / f"feedback-{window_id}" / "gate.json"
+                    )
+                    return lifecycle.RetrainOutcome.of(request_id, gate, str(run.id))
                 time.sleep(1)
         raise TimeoutError("no retrain flow run completed within 15 minutes")
 
@@ -106,8 +114,8 @@ def run(
     workdir: str | None, *, quick: bool = False, keep: bool = False, as_json: bool = False
 ) -> dict[str, Any]:
     root = Path(workdir or "demo-work").resolve()
-    cfg = loop.DemoConfig.quick() if quick else loop.DemoConfig()
-    loop.setup_workdir(root, cfg, keep)
+    cfg = demo.DemoConfig.quick() if quick else demo.DemoConfig()
+    demo.setup_workdir(root, cfg, keep)
     stream = sys.stderr if as_json else sys.stdout
     t = time.monotonic()
     with Services(root / "prefect", log_dir=root / "logs") as services:
@@ -116,7 +124,7 @@ def run(
             file=stream,
             flush=True,
         )
-        summary = loop.run(
+        summary = demo.run(
             str(root),
             quick=quick,
             keep=True,

@@ -18,54 +18,38 @@ from typing import Any, Protocol
 
 import yaml
 
+from xferlib import loop
 from xferlib.demo.world import DemoConfig, DemoData, as_imageset, make_demo_data
-from xferlib.stages import data, monitor, training, trigger
+from xferlib.stages import data, training
 from xferlib.stages.context import Context, read_json
 
 
 class Orchestrator(Protocol):
+    """The demo's steps: ingest and train, then one window at a time through the retrain lifecycle."""
+
     def ingest(self, src: Path, split: str | None) -> dict[str, Any]: ...
     def train(self) -> dict[str, Any]: ...
-    def score(self, src: Path, window_id: str) -> dict[str, Any]: ...
-    def monitor(self, window_id: str, feedback: Path) -> dict[str, Any]: ...
+    def window(self, src: Path, window_id: str, feedback: Path) -> loop.MonitorOutcome: ...
 
 
-class Direct:
-    """Plain function calls: the same stages the flows call, without a Prefect server."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.wd = str(workdir)
+class Direct(loop.Direct):
+    """Plain function calls: the lifecycle of `xferlib.loop`, the same one the flows run."""
 
     def ingest(self, src: Path, split: str | None) -> dict[str, Any]:
-        return data.ingest(self.wd, src, split=split)
+        return data.ingest(self.workdir, src, split=split)
 
     def train(self) -> dict[str, Any]:
-        data.prepare(self.wd)
-        return training.train(self.wd)
+        data.prepare(self.workdir)
+        return training.train(self.workdir)
 
-    def score(self, src: Path, window_id: str) -> dict[str, Any]:
-        return monitor.score(self.wd, str(src), window_id=window_id)
-
-    def monitor(self, window_id: str, feedback: Path) -> dict[str, Any]:
-        report = monitor.drift(self.wd, window_id=window_id)
-        decision = trigger.decide(self.wd, report)
-        out: dict[str, Any] = {"report": report, "decision": decision}
-        if decision["retrain"]:
-            trigger.retrain_started(self.wd, report["report_id"], "")
-            try:
-                out["retrain"] = training.retrain(
-                    self.wd, feedback, drift_report=report["report_id"], feedback_id=window_id
-                )
-            finally:
-                trigger.retrain_finished(
-                    self.wd, report["report_id"], "", result=out.get("retrain")
-                )
-        return out
+    def window(self, src: Path, window_id: str, feedback: Path) -> loop.MonitorOutcome:
+        return loop.monitor_window(self, window_id, src=str(src), feedback=feedback)
 
 
 class Progress:
     def __init__(self, stream: Any) -> None:
-        self.t0, self.stream, self.stages = time.monotonic(), stream, {}
+        self.t0, self.stream = time.monotonic(), stream
+        self.stages: dict[str, float] = {}
 
     def step(self, name: str, msg: str, t_start: float) -> None:
         dt = time.monotonic() - t_start
@@ -115,46 +99,47 @@ def run_loop(root: Path, cfg: DemoConfig, orch: Orchestrator, progress: Progress
         f"trained v{v1['version']}: {v1['decision']['action']} (holdout acc {v1['accuracy']['holdout']:.3f})",
         t,
     )
-    windows, retrains = [], []
+    windows: list[dict[str, Any]] = []
+    retrains: list[dict[str, Any]] = []
     for wid, folder, shifted in world.windows:
         t = time.monotonic()
-        orch.score(folder, wid)
-        res = orch.monitor(wid, world.feedback)
-        rep, dec = res["report"], res["decision"]
-        action = (
-            "retrain"
-            if dec["retrain"]
-            else ("alarm, no retrain: " + dec["reason"] if rep["drift"] else "none")
-        )
+        res = orch.window(folder, wid, world.feedback)
         windows.append(
             {
                 "window": wid,
                 "shifted": shifted,
-                "status": rep["status"],
-                "action": action,
-                "report_html": rep.get("report_html"),
+                "status": res.status,
+                "action": _action(res),
+                "report_html": res.report_html,
             }
         )
         # a window that retrains is timed as "drift_to_champion": drift check -> retrain -> gate
-        stage = "drift_to_champion" if "retrain" in res else "windows"
-        progress.step(stage, f"window {wid}: {rep['status']} -> {action}", t)
-        if "retrain" in res:
-            r = res["retrain"]
+        stage = "drift_to_champion" if res.retrained else "windows"
+        progress.step(stage, f"window {wid}: {res.status} -> {_action(res)}", t)
+        r = res.retrained
+        if r is not None and r.status == "finished":
             retrains.append(
                 {
                     "window": wid,
-                    "version": r["version"],
-                    "decision": r["decision"]["action"],
-                    "reasons": r["decision"]["reasons"],  # the gate's figures, for the record
-                    "flow_run_id": r.get("flow_run_id", ""),
+                    "version": r.version,
+                    "decision": r.action,
+                    "reasons": list(r.reasons),  # the gate's figures, for the record
+                    "flow_run_id": r.flow_run_id,
                 }
             )
-            reasons = "; ".join(r["decision"]["reasons"])
             print(
-                f"           retrained v{r['version']}: {r['decision']['action']} ({reasons})",
+                f"           retrained v{r.version}: {r.action} ({'; '.join(r.reasons)})",
                 file=progress.stream,
             )
     return {"world": world, "windows": windows, "retrains": retrains, "v1": v1}
+
+
+def _action(res: loop.MonitorOutcome) -> str:
+    if res.retrained is not None and res.retrained.status == "failed":
+        return f"retrain failed: {res.retrained.error}"
+    if res.retrain:
+        return "retrain"
+    return "alarm, no retrain: " + res.reason if res.drift else "none"
 
 
 def final_table(root: Path, world: DemoData, v1: str) -> dict[str, Any]:
@@ -177,12 +162,12 @@ def final_table(root: Path, world: DemoData, v1: str) -> dict[str, Any]:
 
 
 def summarise(
-    root: Path, loop: dict[str, Any], table: dict[str, Any], progress: Progress
+    root: Path, ran: dict[str, Any], table: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
     from xferlib.alerts import read_alerts
     from xferlib.versioning import data_version
 
-    acc, v1, champ = table["accuracy"], str(loop["v1"]["version"]), table["champion_version"]
+    acc, v1, champ = table["accuracy"], str(ran["v1"]["version"]), table["champion_version"]
     lost = acc[v1]["clean"] - acc[v1]["shifted"]
     recovered = (acc[champ]["shifted"] - acc[v1]["shifted"]) / lost if lost > 0 else 0.0
     datasets = sorted(p.name for p in (root / "data").iterdir() if p.is_dir())
@@ -190,9 +175,9 @@ def summarise(
         "workdir": str(root),
         "windows": [
             {"window": w["window"], "status": w["status"], "action": w["action"]}
-            for w in loop["windows"]
+            for w in ran["windows"]
         ],
-        "retrains": loop["retrains"],
+        "retrains": ran["retrains"],
         "champion_version": champ,
         "accuracy": acc,
         "recovered_fraction": round(recovered, 3),
@@ -245,13 +230,13 @@ def run(
     progress = Progress(stream)
     root = setup_workdir(Path(workdir) if workdir else None, cfg, keep)
     orch = orchestrator(root) if orchestrator else Direct(root)
-    loop = run_loop(root, cfg, orch, progress)
+    ran = run_loop(root, cfg, orch, progress)
     t = time.monotonic()
-    table = final_table(root, loop["world"], str(loop["v1"]["version"]))
+    table = final_table(root, ran["world"], str(ran["v1"]["version"]))
     progress.step(
         "final_eval", "evaluated v1 and the champion on the clean and shifted holdouts", t
     )
-    summary = summarise(root, loop, table, progress)
+    summary = summarise(root, ran, table, progress)
     (root / "demo-summary.json").write_text(json.dumps(summary, indent=2))
     if not as_json:
         print_table(summary, stream)
