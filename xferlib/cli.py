@@ -126,7 +126,10 @@ def _cmd_monitor(a: argparse.Namespace) -> dict[str, Any]:
     orch = loop.Direct(a.workdir, a.params)
     out = loop.monitor_window(orch, a.window_id, src=a.src, feedback=a.feedback).to_dict()
     if out["retrained"] and out["retrained"]["status"] == "labels_needed":
-        out["next"] = "retrain decided: rerun with --feedback DIR (labelled images of this window)"
+        out["next"] = (
+            "retrain decided, no labels: label this window's images, then "
+            f"`xfer retrain --feedback DIR --drift-report {out['report_id']}`"
+        )
     if out["retrained"] and out["retrained"]["status"] == "failed":
         raise RuntimeError(f"retrain {out['report_id']} failed: {out['retrained']['error']}")
     return out
