@@ -3,8 +3,9 @@
 ingest the source domain -> train v1 -> champion -> stream production windows through score +
 monitor: clean windows (no alarm), then a shifted stream -> drift -> alert -> retraining with the
 labelled feedback of that stream -> challenger -> gate -> v2 champion -> the next shifted window no
-longer alarms. The steps are run by an orchestrator: `Direct` (plain calls, `--no-prefect`) here, or
-the Prefect one in flows/demo.py (a real server, a runner executing the retrain deployment).
+longer alarms. Each window goes through the one retrain lifecycle (`xferlib.loop`), run by an
+orchestrator: `Direct` (plain calls, `--no-prefect`) here, or the Prefect one in flows/demo.py (a
+real server, a runner executing the retrain deployment).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from xferlib.stages import data, training
 from xferlib.stages.context import Context, read_json
 
 
-class Orchestrator(Protocol):
+class DemoOrchestrator(Protocol):
     """The demo's steps: ingest and train, then one window at a time through the retrain lifecycle."""
 
     def ingest(self, src: Path, split: str | None) -> dict[str, Any]: ...
@@ -78,7 +79,9 @@ def setup_workdir(workdir: Path | None, cfg: DemoConfig, keep: bool) -> Path:
     return root
 
 
-def run_loop(root: Path, cfg: DemoConfig, orch: Orchestrator, progress: Progress) -> dict[str, Any]:
+def run_loop(
+    root: Path, cfg: DemoConfig, orch: DemoOrchestrator, progress: Progress
+) -> dict[str, Any]:
     t = time.monotonic()
     world = make_demo_data(root / "incoming", cfg)
     progress.step(
