@@ -8,21 +8,18 @@ deployment; the ingest/train/score/monitor flows run from here; a drift verdict 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from flows.server import Services, _bin
-from xferlib.demo import run as loop
-from xferlib.stages.context import Context, read_json
-from xferlib.stages.results import (
-    GateResult,
-    IngestStageResult,
-    MonitorResult,
-    ScoreResult,
-    TrainStageResult,
-)
+from xferlib import loop as lifecycle
+from xferlib.demo import run as demo
+from xferlib.stages.context import read_json
+from xferlib.stages.results import GateResult, IngestStageResult, TrainStageResult
+from xferlib.workdir import Workdir
 
 
 class PrefectOrchestrator:
@@ -30,6 +27,7 @@ class PrefectOrchestrator:
         from flows import pipeline
 
         self.wd, self.services, self.p = str(root), services, pipeline
+        self._seen: set[Any] = set()  # retrain flow runs already reported
         runner = services.spawn(
             [
                 _bin("python"),
@@ -68,25 +66,25 @@ class PrefectOrchestrator:
     def train(self) -> TrainStageResult:
         return self.p.train_flow(self.wd)
 
-    def score(self, src: Path, window_id: str) -> ScoreResult:
-        return self.p.score_flow(self.wd, str(src), window_id)
+    def window(self, src: Path, window_id: str, feedback: Path) -> lifecycle.MonitorOutcome:
+        """score flow, monitor flow (the lifecycle as tasks), then the deployment's retrain run."""
+        self.p.score_flow(self.wd, str(src), window_id)
+        out = lifecycle.MonitorOutcome.from_dict(
+            self.p.monitor_flow(self.wd, window_id, str(feedback))
+        )
+        if out.retrained is not None and out.retrained.status == "requested":
+            done = self._wait_for_retrain(out.retrained.request_id, window_id)
+            out = dataclasses.replace(out, retrained=done)
+        return out
 
-    def monitor(self, window_id: str, feedback: Path) -> MonitorResult:
-        out: MonitorResult = self.p.monitor_flow(self.wd, window_id, str(feedback))
-        if not out.decision.retrain:
-            return out
-        run_id = self._wait_for_retrain()
-        wd = Context.load(self.wd).wd  # the retrain ran in the runner: its gate.json is the record
-        gate = read_json(wd.gate_json(wd.retrain_model_dir(f"feedback-{window_id}")))
-        return MonitorResult(out.report, out.decision, GateResult.from_dict(gate), run_id)
-
-    def _wait_for_retrain(self, timeout: float = 900) -> str:
+    def _wait_for_retrain(
+        self, request_id: str, window_id: str, timeout: float = 900
+    ) -> lifecycle.RetrainOutcome:
         """Wait for the retrain run the trigger created and the runner executes."""
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
         from prefect.client.schemas.objects import StateType
 
-        seen = getattr(self, "_seen", set())
         deadline = time.monotonic() + timeout
         with get_client(sync_client=True) as client:
             while time.monotonic() < deadline:
@@ -95,17 +93,26 @@ class PrefectOrchestrator:
                         id=DeploymentFilterId(any_=[self.deployment_id])
                     )
                 )
-                new = [r for r in runs if r.id not in seen]
-                done = [r for r in new if r.state and r.state.is_final()]
+                done = [
+                    r for r in runs if r.id not in self._seen and r.state and r.state.is_final()
+                ]
                 if done:
                     run = done[0]
-                    seen.add(run.id)
-                    self._seen = seen
-                    if run.state.type != StateType.COMPLETED:
-                        raise RuntimeError(
-                            f"retrain flow run {run.id} ended {run.state.type.value}; see the Prefect UI"
+                    self._seen.add(run.id)
+                    ended = run.state.type if run.state else None
+                    if ended != StateType.COMPLETED:
+                        state = ended.value if ended else "without a state"
+                        error = f"retrain flow run {run.id} ended {state}; see the Prefect UI"
+                        return lifecycle.RetrainOutcome(
+                            "failed", request_id, error=error, flow_run_id=str(run.id)
                         )
-                    return str(run.id)
+                    wd = Workdir(
+                        Path(self.wd)
+                    )  # the retrain ran in the runner: gate.json records it
+                    gate = read_json(wd.gate_json(wd.retrain_model_dir(f"feedback-{window_id}")))
+                    return lifecycle.RetrainOutcome.from_gate(
+                        request_id, GateResult.from_dict(gate), str(run.id)
+                    )
                 time.sleep(1)
         raise TimeoutError("no retrain flow run completed within 15 minutes")
 
@@ -114,8 +121,8 @@ def run(
     workdir: str | None, *, quick: bool = False, keep: bool = False, as_json: bool = False
 ) -> dict[str, Any]:
     root = Path(workdir or "demo-work").resolve()
-    cfg = loop.DemoConfig.quick() if quick else loop.DemoConfig()
-    loop.setup_workdir(root, cfg, keep)
+    cfg = demo.DemoConfig.quick() if quick else demo.DemoConfig()
+    demo.setup_workdir(root, cfg, keep)
     stream = sys.stderr if as_json else sys.stdout
     t = time.monotonic()
     with Services(root / "prefect", log_dir=root / "logs") as services:
@@ -124,7 +131,7 @@ def run(
             file=stream,
             flush=True,
         )
-        summary = loop.run(
+        summary = demo.run(
             str(root),
             quick=quick,
             keep=True,

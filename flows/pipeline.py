@@ -8,17 +8,19 @@ into the log); training and gating are not retried blindly (a failed gate must b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
+from xferlib import loop
+from xferlib.config import load_params
 from xferlib.stages import data, monitor, trigger
 from xferlib.stages.results import (
     Decision,
     DriftResult,
     IngestStageResult,
-    MonitorResult,
     PrepareResult,
     RetrainResult,
     ScoreResult,
@@ -97,41 +99,70 @@ def score_flow(workdir: str, src: str, window_id: str | None = None) -> ScoreRes
     return score_task(workdir, src, window_id)
 
 
+class PrefectSteps:
+    """The lifecycle's steps (xferlib.loop) as Prefect tasks. A decided retrain is not run inline:
+    the drift event starts the `retrain` deployment (one at a time), whose flow runs run_retrain."""
+
+    def __init__(self, workdir: str) -> None:
+        self.workdir = workdir
+
+    def score(self, src: str, window_id: str) -> ScoreResult:
+        return score_task(self.workdir, src, window_id)
+
+    def check(self, window_id: str | None) -> DriftResult:
+        return drift_task(self.workdir, window_id)
+
+    def decide(self, report: DriftResult) -> Decision:
+        return decide_task(self.workdir, report)
+
+    def retrain(self, request: loop.RetrainRequest, flow_run_id: str) -> RetrainResult:
+        return retrain_task(
+            self.workdir,
+            request.feedback,
+            request.drift_report,
+            flow_run_id,
+            request.window_id or request.request_id,
+        )
+
+    def request_retrain(self, request: loop.RetrainRequest) -> loop.RetrainOutcome:
+        name = load_params(Workdir(Path(self.workdir)).params_file).registry.model_name
+        emit_event(
+            event=DRIFT_EVENT,
+            resource={"prefect.resource.id": f"xfer.model.{name}"},
+            payload={
+                "workdir": self.workdir,
+                "report_id": request.request_id,
+                "window_id": request.window_id,
+                "feedback": request.feedback,
+            },
+        )
+        get_run_logger().warning("drift: retraining requested for %s", request.request_id)
+        return loop.RetrainOutcome("requested", request.request_id)
+
+
 @flow(name="monitor")
 def monitor_flow(
     workdir: str, window_id: str | None = None, feedback: str | None = None
-) -> MonitorResult:
-    """Drift check on the latest window -> alert -> trigger retraining (via an event)."""
-    report = drift_task(workdir, window_id)
-    decision = decide_task(workdir, report)
-    if decision.retrain:
-        emit_event(
-            event=DRIFT_EVENT,
-            resource={"prefect.resource.id": f"xfer.model.{decision.model_name}"},
-            payload={
-                "workdir": workdir,
-                "report_id": report.report_id,
-                "window_id": report.window_id or "",
-                "model_version": report.report.reference_version,
-                # labelled feedback lands in <workdir>/feedback/incoming unless the caller says where
-                "feedback": feedback or str(Workdir(Path(workdir)).feedback_incoming),
-            },
-        )
-        get_run_logger().warning("drift: retraining requested for %s", report.report_id)
-    return MonitorResult(report, decision)
+) -> dict[str, Any]:
+    """Drift check on a window -> decide -> request the retrain (an event) when decided."""
+    # labelled feedback lands in <workdir>/feedback/incoming unless the caller says where
+    fb = feedback or str(Workdir(Path(workdir)).feedback_incoming)
+    return loop.monitor_window(PrefectSteps(workdir), window_id, feedback=fb).to_dict()
 
 
 @flow(name="retrain")
 def retrain_flow(
     workdir: str, feedback: str, report_id: str = "", window_id: str = ""
-) -> RetrainResult:
-    """Warm-start from the champion on feedback + replay; the gate holds on old and new data."""
-    run_id = str(flow_run.id or "")
-    trigger.retrain_started(workdir, report_id, run_id)
-    try:
-        result = retrain_task(workdir, feedback, report_id, run_id, window_id or report_id)
-    except Exception as exc:
-        trigger.retrain_finished(workdir, report_id, run_id, error=str(exc))
-        raise
-    trigger.retrain_finished(workdir, report_id, run_id, result=result.gate)
-    return result
+) -> dict[str, Any]:
+    """Warm-start from the champion on feedback + replay; the gate holds on old and new data.
+
+    The lifecycle of xferlib.loop (marker, alerts); a crash fails this flow run after alerting."""
+    request = (
+        loop.RetrainRequest(workdir, feedback, report_id, report_id, window_id or report_id)
+        if report_id
+        else loop.RetrainRequest.manual_request(workdir, feedback)
+    )
+    outcome = loop.run_retrain(PrefectSteps(workdir), request, str(flow_run.id or ""))
+    if outcome.status == "failed":
+        raise loop.RetrainFailed(outcome)
+    return outcome.to_dict()

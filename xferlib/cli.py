@@ -129,11 +129,28 @@ def _cmd_shift(a: argparse.Namespace) -> Result:
 
 
 def _cmd_retrain(a: argparse.Namespace) -> Result:
-    from xferlib.stages import retrain
+    from xferlib import loop  # the retrain lifecycle: in-flight marker, alerts, failure reported
 
-    return retrain.retrain(
-        a.workdir, feedback=Path(a.feedback), params_path=a.params, drift_report=a.drift_report
+    outcome = loop.retrain_now(
+        a.workdir, a.feedback, drift_report=a.drift_report, force=a.force, params_path=a.params
     )
+    return outcome
+
+
+def _cmd_monitor(a: argparse.Namespace) -> Result:
+    """Score + drift check + decide (+ retrain when decided and --feedback is given): for cron."""
+    from xferlib import loop
+
+    orch = loop.Direct(a.workdir, a.params)
+    out = loop.monitor_window(orch, a.window_id, src=a.src, feedback=a.feedback).to_dict()
+    if out["retrained"] and out["retrained"]["status"] == "labels_needed":
+        out["next"] = (
+            "retrain decided, no labels: label this window's images, then "
+            f"`xfer retrain --feedback DIR --drift-report {out['report_id']}`"
+        )
+    if out["retrained"] and out["retrained"]["status"] == "failed":
+        raise RuntimeError(f"retrain {out['report_id']} failed: {out['retrained']['error']}")
+    return Plain(out)
 
 
 def _cmd_demo(a: argparse.Namespace) -> Result:
@@ -208,6 +225,9 @@ def _add_training(add: Adder) -> None:
     )
     p.add_argument("--feedback", required=True, help="ImageFolder of newly labelled images")
     p.add_argument("--drift-report", default=None)
+    p.add_argument(
+        "--force", action="store_true", help="start even if a retrain is marked in flight"
+    )
 
 
 def _add_registry(add: Adder) -> None:
@@ -247,6 +267,12 @@ def _add_monitoring(add: Adder) -> None:
 
 
 def _add_orchestration(add: Adder) -> None:
+    p = add(
+        "monitor", _cmd_monitor, "score a window, check drift, decide (and retrain if labelled)"
+    )
+    p.add_argument("src", help="a folder, an s3:// prefix, or image files")
+    p.add_argument("--window-id", default=None, help="window id (default: w<UTC timestamp>)")
+    p.add_argument("--feedback", default=None, help="labelled images to retrain on if decided")
     p = add("demo", _cmd_demo, "the whole loop on embedded defaults and real data")
     p.add_argument("--quick", action="store_true", help="tiny sizes (tests)")
     p.add_argument("--keep", action="store_true", help="reuse an existing demo workdir")

@@ -15,6 +15,7 @@ import pytest
 
 from tests.flows.conftest import assert_default_gate, make_workdir, write_feedback, write_window
 from xferlib.alerts import read_alerts
+from xferlib.stages.results import GateResult
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "mlflow_store")
 
@@ -56,7 +57,7 @@ def test_clean_window_no_retrain_drifted_window_exactly_one_even_when_it_alarms_
     fb = write_feedback(tmp_path / "fb", x[2000:2300], y[2000:2300], "invert")
     score_flow(str(wd), str(write_window(tmp_path / "clean", x[1000:1100])), "clean")
     clean = monitor_flow(str(wd), "clean", str(fb))
-    assert clean.report.report.status == "no_drift" and not clean.decision.retrain
+    assert clean["status"] == "no_drift" and not clean["retrain"]
     assert _retrain_runs(wd, expect=0, timeout=3) == []
 
     score_flow(str(wd), str(write_window(tmp_path / "d1", x[1100:1200], "invert")), "d1")
@@ -64,14 +65,15 @@ def test_clean_window_no_retrain_drifted_window_exactly_one_even_when_it_alarms_
     score_flow(str(wd), str(write_window(tmp_path / "d2", x[1200:1300], "invert")), "d2")
     second = monitor_flow(str(wd), "d2", str(fb))
 
-    assert first.report.report.drift and first.decision.retrain
-    assert second.report.report.drift and not second.decision.retrain
-    assert "coalesced" in second.decision.reason
+    assert first["drift"] and first["retrain"]
+    assert first["retrained"]["status"] == "requested"  # by the event, not inline
+    assert second["drift"] and not second["retrain"]
+    assert "coalesced" in second["reason"]
     runs = _retrain_runs(wd, expect=1)
     time.sleep(2)  # a second (wrong) run would have been created by now
     runs = _retrain_runs(wd, expect=1, timeout=1)
     assert len(runs) == 1
-    assert runs[0].parameters["report_id"] == first.report.report_id
+    assert runs[0].parameters["report_id"] == first["report_id"]
     assert runs[0].parameters["feedback"] == str(fb)
     kinds = [a["kind"] for a in read_alerts(wd / "alerts.jsonl")]
     assert kinds.count("drift_detected") == 2  # both windows alarm; one retrain
@@ -90,7 +92,7 @@ def test_retrain_with_a_worse_challenger_is_rejected_and_the_champion_stays(
     before = champion_version(ctx.wd.mlflow_uri, ctx.params.registry.model_name)
     fb = write_feedback(tmp_path / "fb", x[2000:2300], y[2000:2300], "invert", shuffle_labels=True)
     result = retrain_flow(str(wd), str(fb), report_id="manual", window_id="bad")
-    assert result.gate.decision.action == "reject"
+    assert result["status"] == "finished" and result["action"] == "reject"
     assert champion_version(ctx.wd.mlflow_uri, ctx.params.registry.model_name) == before
     kinds = [a["kind"] for a in read_alerts(wd / "alerts.jsonl")]
     assert {"retrain_started", "rejected", "retrain_finished"} <= set(kinds)
@@ -166,8 +168,10 @@ def test_gate_rejects_a_challenger_that_forgets_the_old_holdout_and_alerts(
     ctx = Context.load(wd)
     before = champion_version(ctx.wd.mlflow_uri, ctx.params.registry.model_name)
     fb = write_feedback(tmp_path / "fb", x[2000:2300], y[2000:2300], "invert")
-    result = retrain_flow(str(wd), str(fb), report_id="manual", window_id="forgetful").gate
+    out = retrain_flow(str(wd), str(fb), report_id="manual", window_id="forgetful")
 
+    assert out["status"] == "finished"
+    result = GateResult.from_dict(out["result"])  # the stage's own figures
     decision = result.decision
     assert decision.action == "reject", decision.reasons
     champ = result.champion_accuracy

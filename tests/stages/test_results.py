@@ -65,8 +65,6 @@ CASES: list[tuple[str, Any, set[str]]] = [
     ("drift", r.DriftResult(REPORT, "w1", "run-9"), DRIFT_KEYS | {"window_id", "mlflow_run_id"}),
     ("decision", r.Decision(True, "2 windows in a row", "drift", "m"),
      {"retrain", "reason", "status", "model_name"}),
-    ("monitor", r.MonitorResult(r.DriftResult(REPORT, "w1"), r.Decision(False, "x", "drift", "m")),
-     {"report", "decision"}),
     ("predict", r.PredictResult("models:/m@champion", "1", [r.Prediction("a.png", "Coat", 0.9)], {}),
      {"model", "version", "predictions", "quarantined"}),
     ("history", r.HistoryResult("m", [ROW]), {"model_name", "history"}),

@@ -3,13 +3,13 @@
 ingest the source domain -> train v1 -> champion -> stream production windows through score +
 monitor: clean windows (no alarm), then a shifted stream -> drift -> alert -> retraining with the
 labelled feedback of that stream -> challenger -> gate -> v2 champion -> the next shifted window no
-longer alarms. The steps are run by an orchestrator: `Direct` (plain calls, `--no-prefect`) here, or
-the Prefect one in flows/demo.py (a real server, a runner executing the retrain deployment).
+longer alarms. Each window goes through the one retrain lifecycle (`xferlib.loop`), run by an
+orchestrator: `Direct` (plain calls, `--no-prefect`) here, or the Prefect one in flows/demo.py (a
+real server, a runner executing the retrain deployment).
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -18,54 +18,40 @@ from typing import Any, Protocol
 
 import yaml
 
+from xferlib import loop
+from xferlib.atomic import atomic_write_json
 from xferlib.demo.world import DemoConfig, DemoData, as_imageset, make_demo_data
-from xferlib.stages import data, monitor, retrain, training, trigger
+from xferlib.stages import data, training
 from xferlib.stages.context import Context
-from xferlib.stages.results import IngestStageResult, MonitorResult, ScoreResult, TrainStageResult
+from xferlib.stages.results import IngestStageResult, TrainStageResult
 
 
-class Orchestrator(Protocol):
+class DemoOrchestrator(Protocol):
+    """The demo's steps: ingest and train, then one window at a time through the retrain lifecycle."""
+
     def ingest(self, src: Path, split: str | None) -> IngestStageResult: ...
     def train(self) -> TrainStageResult: ...
-    def score(self, src: Path, window_id: str) -> ScoreResult: ...
-    def monitor(self, window_id: str, feedback: Path) -> MonitorResult: ...
+    def window(self, src: Path, window_id: str, feedback: Path) -> loop.MonitorOutcome: ...
 
 
-class Direct:
-    """Plain function calls: the same stages the flows call, without a Prefect server."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.wd = str(workdir)
+class Direct(loop.Direct):
+    """Plain function calls: the lifecycle of `xferlib.loop`, the same one the flows run."""
 
     def ingest(self, src: Path, split: str | None) -> IngestStageResult:
-        return data.ingest(self.wd, src, split=split)
+        return data.ingest(self.workdir, src, split=split)
 
     def train(self) -> TrainStageResult:
-        data.prepare(self.wd)
-        return training.train(self.wd)
+        data.prepare(self.workdir)
+        return training.train(self.workdir)
 
-    def score(self, src: Path, window_id: str) -> ScoreResult:
-        return monitor.score(self.wd, str(src), window_id=window_id)
-
-    def monitor(self, window_id: str, feedback: Path) -> MonitorResult:
-        report = monitor.drift(self.wd, window_id=window_id)
-        decision = trigger.decide(self.wd, report)
-        if not decision.retrain:
-            return MonitorResult(report, decision)
-        trigger.retrain_started(self.wd, report.report_id, "")
-        gate = None
-        try:
-            gate = retrain.retrain(
-                self.wd, feedback, drift_report=report.report_id, feedback_id=window_id
-            ).gate
-        finally:
-            trigger.retrain_finished(self.wd, report.report_id, "", result=gate)
-        return MonitorResult(report, decision, retrain=gate)
+    def window(self, src: Path, window_id: str, feedback: Path) -> loop.MonitorOutcome:
+        return loop.monitor_window(self, window_id, src=str(src), feedback=feedback)
 
 
 class Progress:
     def __init__(self, stream: Any) -> None:
-        self.t0, self.stream, self.stages = time.monotonic(), stream, {}
+        self.t0, self.stream = time.monotonic(), stream
+        self.stages: dict[str, float] = {}
 
     def step(self, name: str, msg: str, t_start: float) -> None:
         dt = time.monotonic() - t_start
@@ -94,7 +80,9 @@ def setup_workdir(workdir: Path | None, cfg: DemoConfig, keep: bool) -> Path:
     return root
 
 
-def run_loop(root: Path, cfg: DemoConfig, orch: Orchestrator, progress: Progress) -> dict[str, Any]:
+def run_loop(
+    root: Path, cfg: DemoConfig, orch: DemoOrchestrator, progress: Progress
+) -> dict[str, Any]:
     t = time.monotonic()
     world = make_demo_data(root / "incoming", cfg)
     progress.step(
@@ -115,46 +103,47 @@ def run_loop(root: Path, cfg: DemoConfig, orch: Orchestrator, progress: Progress
         f"trained v{v1.version}: {v1.decision.action} (holdout acc {v1.accuracy['holdout']:.3f})",
         t,
     )
-    windows, retrains = [], []
+    windows: list[dict[str, Any]] = []
+    retrains: list[dict[str, Any]] = []
     for wid, folder, shifted in world.windows:
         t = time.monotonic()
-        orch.score(folder, wid)
-        res = orch.monitor(wid, world.feedback)
-        rep, dec = res.report.report, res.decision
-        action = (
-            "retrain"
-            if dec.retrain
-            else ("alarm, no retrain: " + dec.reason if rep.drift else "none")
-        )
+        res = orch.window(folder, wid, world.feedback)
         windows.append(
             {
                 "window": wid,
                 "shifted": shifted,
-                "status": rep.status,
-                "action": action,
-                "report_html": rep.report_html,
+                "status": res.status,
+                "action": _action(res),
+                "report_html": res.report_html,
             }
         )
         # a window that retrains is timed as "drift_to_champion": drift check -> retrain -> gate
-        stage = "drift_to_champion" if res.retrain is not None else "windows"
-        progress.step(stage, f"window {wid}: {rep.status} -> {action}", t)
-        if res.retrain is not None:
-            retrains.append(_retrain_row(wid, res, progress.stream))
+        stage = "drift_to_champion" if res.retrained else "windows"
+        progress.step(stage, f"window {wid}: {res.status} -> {_action(res)}", t)
+        r = res.retrained
+        if r is not None and r.status == "finished":
+            retrains.append(
+                {
+                    "window": wid,
+                    "version": r.version,
+                    "decision": r.action,
+                    "reasons": list(r.reasons),  # the gate's figures, for the record
+                    "flow_run_id": r.flow_run_id,
+                }
+            )
+            print(
+                f"           retrained v{r.version}: {r.action} ({'; '.join(r.reasons)})",
+                file=progress.stream,
+            )
     return {"world": world, "windows": windows, "retrains": retrains, "v1": v1.version}
 
 
-def _retrain_row(wid: str, res: MonitorResult, stream: Any) -> dict[str, Any]:
-    r = res.retrain
-    assert r is not None
-    reasons = "; ".join(r.decision.reasons)
-    print(f"           retrained v{r.version}: {r.decision.action} ({reasons})", file=stream)
-    return {
-        "window": wid,
-        "version": r.version,
-        "decision": r.decision.action,
-        "reasons": r.decision.reasons,  # the gate's figures, for the record
-        "flow_run_id": res.flow_run_id,
-    }
+def _action(res: loop.MonitorOutcome) -> str:
+    if res.retrained is not None and res.retrained.status == "failed":
+        return f"retrain failed: {res.retrained.error}"
+    if res.retrain:
+        return "retrain"
+    return "alarm, no retrain: " + res.reason if res.drift else "none"
 
 
 def final_table(root: Path, world: DemoData, v1: str) -> dict[str, Any]:
@@ -178,12 +167,12 @@ def final_table(root: Path, world: DemoData, v1: str) -> dict[str, Any]:
 
 
 def summarise(
-    root: Path, loop: dict[str, Any], table: dict[str, Any], progress: Progress
+    root: Path, ran: dict[str, Any], table: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
     from xferlib.alerts import read_alerts
     from xferlib.versioning import data_version
 
-    acc, v1, champ = table["accuracy"], str(loop["v1"]), table["champion_version"]
+    acc, v1, champ = table["accuracy"], str(ran["v1"]), table["champion_version"]
     lost = acc[v1]["clean"] - acc[v1]["shifted"]
     recovered = (acc[champ]["shifted"] - acc[v1]["shifted"]) / lost if lost > 0 else 0.0
     datasets = sorted(p.name for p in (root / "data").iterdir() if p.is_dir())
@@ -191,9 +180,9 @@ def summarise(
         "workdir": str(root),
         "windows": [
             {"window": w["window"], "status": w["status"], "action": w["action"]}
-            for w in loop["windows"]
+            for w in ran["windows"]
         ],
-        "retrains": loop["retrains"],
+        "retrains": ran["retrains"],
         "champion_version": champ,
         "accuracy": acc,
         "recovered_fraction": round(recovered, 3),
@@ -246,14 +235,14 @@ def run(
     progress = Progress(stream)
     root = setup_workdir(Path(workdir) if workdir else None, cfg, keep)
     orch = orchestrator(root) if orchestrator else Direct(root)
-    loop = run_loop(root, cfg, orch, progress)
+    ran = run_loop(root, cfg, orch, progress)
     t = time.monotonic()
-    table = final_table(root, loop["world"], str(loop["v1"]))
+    table = final_table(root, ran["world"], str(ran["v1"]))
     progress.step(
         "final_eval", "evaluated v1 and the champion on the clean and shifted holdouts", t
     )
-    summary = summarise(root, loop, table, progress)
-    (root / "demo-summary.json").write_text(json.dumps(summary, indent=2))
+    summary = summarise(root, ran, table, progress)
+    atomic_write_json(root / "demo-summary.json", summary)
     if not as_json:
         print_table(summary, stream)
     return summary if as_json else {}

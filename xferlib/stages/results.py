@@ -234,22 +234,6 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class MonitorResult:
-    """A monitoring pass: the verdict, the decision and, when it retrained, the gate's outcome."""
-
-    report: DriftResult
-    decision: Decision
-    retrain: GateResult | None = None
-    flow_run_id: str = ""  # the retrain's flow run, when an orchestrator ran it
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"report": self.report.to_dict(), "decision": self.decision.to_dict()}
-        if self.retrain is not None:
-            out["retrain"] = {**self.retrain.to_dict(), "flow_run_id": self.flow_run_id}
-        return out
-
-
-@dataclass(frozen=True)
 class Prediction:
     image: str
     label: str

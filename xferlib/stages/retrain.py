@@ -67,7 +67,7 @@ def retrain(
 def _ingest_feedback(ctx: Context, feedback: Path, feedback_id: str | None) -> _Feedback:
     """Check, ingest, version (DVC) and split the feedback; refuse what the gate could not trust."""
     name = f"feedback-{feedback_id or time.strftime('%Y%m%d-%H%M%S')}"
-    _check_feedback_classes(ctx, feedback)  # before ingest: a bad request versions nothing
+    check_feedback_classes(ctx, feedback)  # before ingest: a bad request versions nothing
     data_version = _ingest(ctx, feedback, name)
     if data_version is None:
         raise ValueError(
@@ -153,7 +153,7 @@ def _reference_images(ctx: Context, fb: _Feedback) -> ImageSet:
     return ImageSet.concat(parts)
 
 
-def _check_feedback_classes(ctx: Context, feedback: Path) -> None:
+def check_feedback_classes(ctx: Context, feedback: Path) -> None:
     """Refuse feedback whose class folders are not classes of the champion, in one line."""
     from urllib.parse import unquote
 

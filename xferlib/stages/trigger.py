@@ -2,8 +2,9 @@
 
 The state (drift streak, last retrain, the retrain in flight) lives in `<workdir>/state/` and is
 read-modified-written under an exclusive file lock, so two monitor runs racing on the same drift
-request one retrain. Orchestration (the Prefect event, the deployment's concurrency limit of 1)
-sits on top of this in flows/.
+request one retrain, and a manual `xfer retrain` cannot start beside one in flight. The lifecycle
+that calls these in order (claim, started, retrain, finished or failed) is `xferlib.loop`;
+orchestration (the Prefect event, the deployment's concurrency limit of 1) sits on top in flows/.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from xferlib.stages.context import Context, read_json, write_json
-from xferlib.stages.results import Decision, DriftResult, GateResult
+from xferlib.atomic import atomic_write_json
+from xferlib.stages.context import Context, read_json
+from xferlib.stages.results import Decision, DriftResult
 
 
 @contextlib.contextmanager
@@ -58,14 +60,17 @@ def _send(
 def decide(
     workdir: str | os.PathLike[str], result: DriftResult, now: datetime | None = None
 ) -> Decision:
-    """Apply should_retrain (window size, consecutive windows, cool-down, coalescing) and alert."""
+    """Apply should_retrain (window size, consecutive windows, cool-down, coalescing) and alert.
+
+    A retrain decision takes the in-flight marker for the report in the same locked step.
+    """
     from xferlib.drift import DriftState, should_retrain
 
     ctx = Context.load(workdir)
     now = now or datetime.now(UTC)
     report = result.report
     with _locked(ctx.wd.state) as path:
-        raw = read_json(path, default={"drift": {}, "in_flight": None})
+        raw = _read(path)
         if report.drift:
             _send(
                 ctx,
@@ -83,15 +88,26 @@ def decide(
                 False,
                 f"coalesced: retrain for {raw['in_flight']} is already in flight",
             )
+        prior = dict(raw["drift"])
         raw["drift"] = decision.state.to_dict()
         if retrain:
-            raw["in_flight"], raw["in_flight_since"] = report.report_id, now.isoformat()
-        write_json(path, raw)
+            _take(raw, report.report_id, now, prior)
+        atomic_write_json(path, raw)
     return Decision(retrain, reason, report.status, ctx.params.registry.model_name)
 
 
 # A retrain that never reported back (its process was killed) stops blocking new ones after this.
 IN_FLIGHT_TIMEOUT = timedelta(hours=6)
+
+
+class RetrainInFlight(RuntimeError):
+    """A retrain is already running for this work directory (refused, nothing was started)."""
+
+
+def _read(path: Path) -> dict[str, Any]:
+    raw: dict[str, Any] = read_json(path, default={"drift": {}, "in_flight": None})
+    raw.setdefault("drift", {})
+    return raw
 
 
 def _in_flight(raw: dict[str, Any], now: datetime) -> bool:
@@ -101,14 +117,82 @@ def _in_flight(raw: dict[str, Any], now: datetime) -> bool:
     return since is None or now - datetime.fromisoformat(since) < IN_FLIGHT_TIMEOUT
 
 
-def retrain_started(workdir: str | os.PathLike[str], report_id: str, flow_run_id: str) -> None:
+def _take(raw: dict[str, Any], holder: str, now: datetime, prior: dict[str, Any]) -> None:
+    """Mark `holder` in flight; `prior` is the drift state to restore if it fails or never runs."""
+    raw["in_flight"], raw["in_flight_since"] = holder, now.isoformat()
+    raw["in_flight_prior"] = {
+        "streak": prior.get("streak", 0),
+        "last_retrain": prior.get("last_retrain"),
+    }
+
+
+def in_flight(workdir: str | os.PathLike[str], now: datetime | None = None) -> str | None:
+    """The report (or manual request) whose retrain is in flight, if any."""
+    ctx = Context.load(workdir)
+    with _locked(ctx.wd.state) as path:
+        raw = _read(path)
+    return str(raw["in_flight"]) if _in_flight(raw, now or datetime.now(UTC)) else None
+
+
+def claim(
+    workdir: str | os.PathLike[str],
+    holder: str,
+    *,
+    force: bool = False,
+    manual: bool = False,
+    now: datetime | None = None,
+) -> None:
+    """Take the in-flight marker for `holder` (a no-op when `decide` already took it for it).
+
+    Refuses with RetrainInFlight while another retrain is in flight, unless `force`. A manual
+    request skips the cool-down (an operator asked for it) but records itself as the last retrain,
+    so a drift-triggered retrain right after it still waits out the cool-down.
+    """
+    ctx = Context.load(workdir)
+    now = now or datetime.now(UTC)
+    with _locked(ctx.wd.state) as path:
+        raw = _read(path)
+        if raw.get("in_flight") == holder and _in_flight(raw, now):
+            return
+        if _in_flight(raw, now) and not force:
+            raise RetrainInFlight(
+                f"a retrain for {raw['in_flight']} is in flight since {raw.get('in_flight_since')}; "
+                "wait for it to report back (xfer monitor / alerts.jsonl), or rerun with --force "
+                f"if it died (the marker also expires after {IN_FLIGHT_TIMEOUT})"
+            )
+        prior = dict(raw["drift"])
+        if manual:
+            raw["drift"] = {**raw["drift"], "last_retrain": now.isoformat()}
+            raw["last_manual"] = {"request": holder, "at": now.isoformat(), "forced": force}
+        _take(raw, holder, now, prior)
+        atomic_write_json(path, raw)
+
+
+def release(workdir: str | os.PathLike[str], holder: str, *, undo: bool = False) -> None:
+    """Clear the marker if `holder` still holds it; `undo` also restores the streak and cool-down
+    (the retrain crashed or never ran, so it must not delay the next one)."""
+    ctx = Context.load(workdir)
+    with _locked(ctx.wd.state) as path:
+        raw = _read(path)
+        if raw.get("in_flight") != holder:
+            return  # released already, or taken over by a forced request
+        prior = raw.pop("in_flight_prior", None) or {}
+        if undo:
+            raw["drift"] = {**raw["drift"], **prior}
+        raw["in_flight"], raw["in_flight_since"] = None, None
+        atomic_write_json(path, raw)
+
+
+def retrain_started(
+    workdir: str | os.PathLike[str], report_id: str, flow_run_id: str, attempt: str = ""
+) -> None:
     ctx = Context.load(workdir)
     _send(
         ctx,
         "retrain_started",
         "",
-        f"retraining for {report_id or 'manual request'} (flow run {flow_run_id})",
-        f"retrain_started:{flow_run_id or report_id}",
+        f"retraining for {report_id or 'manual request'} (flow run {flow_run_id or 'none'})",
+        f"retrain_started:{flow_run_id or attempt or report_id}",
         flow_run_id=flow_run_id,
     )
 
@@ -118,32 +202,40 @@ def retrain_finished(
     report_id: str,
     flow_run_id: str,
     *,
-    result: GateResult | None = None,
-    error: str | None = None,
+    version: str,
+    action: str,
+    attempt: str = "",
 ) -> None:
-    """Alert finished/failed and release the in-flight marker so the next drift can retrain."""
+    """Release the in-flight marker so the next drift can retrain, and alert the gate's verdict."""
     ctx = Context.load(workdir)
-    with _locked(ctx.wd.state) as path:
-        raw = read_json(path, default={"drift": {}, "in_flight": None})
-        raw["in_flight"] = None
-        write_json(path, raw)
-    if error is not None:
-        _send(
-            ctx,
-            "retrain_failed",
-            "",
-            f"retraining for {report_id} failed: {error.splitlines()[0] if error else ''}",
-            f"retrain_failed:{flow_run_id or report_id}",
-            flow_run_id=flow_run_id,
-        )
-        return
-    version = result.version if result else None
-    action = result.decision.action if result else None
+    release(workdir, report_id)
     _send(
         ctx,
         "retrain_finished",
-        str(version or ""),
+        version,
         f"retraining for {report_id} finished: v{version} {action}",
-        f"retrain_finished:{flow_run_id or report_id}",
+        f"retrain_finished:{flow_run_id or attempt or report_id}",
         flow_run_id=flow_run_id,
+    )
+
+
+def retrain_failed(
+    workdir: str | os.PathLike[str],
+    report_id: str,
+    flow_run_id: str,
+    error: str,
+    attempt: str = "",
+) -> None:
+    """Release the marker (undoing the cool-down it started: nothing was trained) and alert."""
+    ctx = Context.load(workdir)
+    release(workdir, report_id, undo=True)
+    line = error.strip().splitlines()[0] if error.strip() else "unknown error"
+    _send(
+        ctx,
+        "retrain_failed",
+        "",
+        f"retraining for {report_id} failed: {line}",
+        f"retrain_failed:{flow_run_id or attempt or report_id}",
+        flow_run_id=flow_run_id,
+        error=line,
     )
