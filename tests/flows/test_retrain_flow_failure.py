@@ -9,6 +9,8 @@ import pytest
 
 from tests.flows.conftest import make_workdir
 from xferlib.alerts import read_alerts
+from xferlib.drift import DriftReport
+from xferlib.stages.results import DriftResult
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "mlflow_store")
 
@@ -20,11 +22,12 @@ def test_a_crashed_retrain_flow_run_fails_alerts_and_frees_the_marker(
     from xferlib.stages import trigger
 
     wd = make_workdir(tmp_path / "wd", fashion)
-    report = {
-        "drift": True, "status": "drift", "report_id": "r-crash", "window_size": 500,
-        "reference_size": 300, "reference_version": "1", "tests": {}, "drifted_columns": ["x"],
-    }  # fmt: skip
-    assert trigger.decide(wd, report)["retrain"] and trigger.in_flight(wd) == "r-crash"
+    report = DriftReport(
+        drift=True, status="drift", report_id="r-crash", window_size=500,
+        reference_size=300, reference_version="1", tests={}, drifted_columns=["x"],
+    )  # fmt: skip
+    decision = trigger.decide(wd, DriftResult(report, window_id="w1"))
+    assert decision.retrain and trigger.in_flight(wd) == "r-crash"
     missing = tmp_path / "labels-never-arrived"  # the event's feedback folder does not exist
     state = retrain_flow(
         str(wd), str(missing), report_id="r-crash", window_id="w1", return_state=True

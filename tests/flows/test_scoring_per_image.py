@@ -41,8 +41,8 @@ def test_predict_and_score_give_an_image_its_own_score_in_a_mixed_folder(
     paths = _mixed_folder(tmp_path / "mixed", x[2000 : 2000 + len(SIDES)])
     odd = paths[31]  # 40x40, among mostly 28x28 files
 
-    together = serving.predict(wd, uri, paths)["predictions"]
-    alone = serving.predict(wd, uri, [odd])["predictions"]
+    together = serving.predict(wd, uri, paths).predictions
+    alone = serving.predict(wd, uri, [odd]).predictions
     assert alone[0] == together[31]  # class and probability, exactly
 
     monitor.score(wd, str(tmp_path / "mixed"), model_uri=uri, window_id="mixed")
