@@ -125,7 +125,8 @@ def run(
     demo.setup_workdir(root, cfg, keep)
     stream = sys.stderr if as_json else sys.stdout
     t = time.monotonic()
-    with Services(root / "prefect", log_dir=root / "logs") as services:
+    wd = Workdir(root)
+    with Services(wd.prefect_home, log_dir=wd.logs) as services:
         print(
             f"Prefect server up at {services.api_url.removesuffix('/api')} ({time.monotonic() - t:.1f}s); UI there while the demo runs",
             file=stream,

@@ -18,6 +18,7 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 
 from flows.pipeline import DRIFT_EVENT, monitor_flow, retrain_flow, score_flow, train_flow
 from xferlib.config import load_params
+from xferlib.workdir import Workdir
 
 RETRAIN = "retrain/retrain"
 
@@ -39,7 +40,7 @@ def retrain_trigger(model_name: str = "*") -> DeploymentEventTrigger:
 
 def deployments(workdir: str, only: list[str] | None = None) -> list[Any]:
     """The runner deployments of one work directory (monitor on its schedule, retrain on drift)."""
-    params = load_params(Path(workdir) / "params.yaml")
+    params = load_params(Workdir(Path(workdir)).params_file)
     sched: dict[str, Any] = (
         {"cron": params.monitor.cron}
         if params.monitor.cron

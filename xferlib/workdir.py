@@ -23,7 +23,7 @@ class Workdir:
 
     # --- data (tracked by DVC) ---
     def dataset(self, name: str) -> Path:
-        return self.root / "data" / name
+        return self.data / name
 
     @property
     def quarantine(self) -> Path:
@@ -115,6 +115,48 @@ class Workdir:
         return self.root / "state"
 
     @property
+    def trigger_state(self) -> Path:
+        """The trigger's streak, cool-down and in-flight marker (read-modified under trigger_lock)."""
+        return self.state / "trigger.json"
+
+    @property
+    def trigger_lock(self) -> Path:
+        return self.state / "trigger.lock"
+
+    @property
+    def data(self) -> Path:
+        """Where every dataset lives (`data/<dataset>/`)."""
+        return self.root / "data"
+
+    @property
+    def dvc_dir(self) -> Path:
+        return self.root / ".dvc"
+
+    @property
+    def logs(self) -> Path:
+        """Logs of the servers a command starts (the demo's Prefect server and runner)."""
+        return self.root / "logs"
+
+    @property
+    def prefect_home(self) -> Path:
+        """PREFECT_HOME of the Prefect server the demo starts."""
+        return self.root / "prefect"
+
+    @property
+    def demo_incoming(self) -> Path:
+        """The demo's world: source domain, production windows, labelled feedback."""
+        return self.root / "incoming"
+
+    @property
+    def demo_summary(self) -> Path:
+        return self.root / "demo-summary.json"
+
+    @staticmethod
+    def eval_dir(model_dir: Path) -> Path:
+        """Evaluation results (per set, plots) of the model saved in `model_dir`."""
+        return model_dir / "eval"
+
+    @property
     def params_file(self) -> Path:
         return self.root / "params.yaml"
 
@@ -132,7 +174,12 @@ class Workdir:
 
     @property
     def mlflow_uri(self) -> str:
-        return env.mlflow_tracking_uri() or f"sqlite:///{self.root / 'mlflow.db'}"
+        return env.mlflow_tracking_uri() or f"sqlite:///{self.mlflow_db}"
+
+    @property
+    def mlflow_db(self) -> Path:
+        """The embedded MLflow store (used unless MLFLOW_TRACKING_URI names a server)."""
+        return self.root / "mlflow.db"
 
     @property
     def mlflow_artifacts(self) -> Path:

@@ -19,11 +19,12 @@ from typing import Any, Protocol
 import yaml
 
 from xferlib import loop
-from xferlib.atomic import atomic_write_json
+from xferlib.atomic import atomic_write_json, atomic_write_text
 from xferlib.demo.world import DemoConfig, DemoData, as_imageset, make_demo_data
 from xferlib.stages import data, training
 from xferlib.stages.context import Context
 from xferlib.stages.results import IngestStageResult, TrainStageResult
+from xferlib.workdir import Workdir
 
 
 class DemoOrchestrator(Protocol):
@@ -66,7 +67,8 @@ def setup_workdir(workdir: Path | None, cfg: DemoConfig, keep: bool) -> Path:
     if root.exists() and not keep:
         shutil.rmtree(root)
     data.init(root)
-    raw = yaml.safe_load((root / "params.yaml").read_text())
+    wd = Workdir(root)
+    raw = yaml.safe_load(wd.params_file.read_text())
     raw["model"]["image_size"] = cfg.image_size
     raw["prepare"]["val_fraction"] = 0.1
     # a rejected retrain must not be retried on every following window of the same drift
@@ -76,7 +78,7 @@ def setup_workdir(workdir: Path | None, cfg: DemoConfig, keep: bool) -> Path:
         cooldown_minutes=30.0,
     )
     raw["retrain"]["replay_size"] = 10 * cfg.per_class_train
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    atomic_write_text(wd.params_file, yaml.safe_dump(raw, sort_keys=False))
     return root
 
 
@@ -84,25 +86,13 @@ def run_loop(
     root: Path, cfg: DemoConfig, orch: DemoOrchestrator, progress: Progress
 ) -> dict[str, Any]:
     t = time.monotonic()
-    world = make_demo_data(root / "incoming", cfg)
+    world = make_demo_data(Workdir(root).demo_incoming, cfg)
     progress.step(
         "data",
         f"demo data: {cfg.per_class_train}/class source, {len(world.windows)} windows of {cfg.window}, shift {cfg.shift}@{cfg.severity}",
         t,
     )
-    t = time.monotonic()
-    orch.ingest(world.source_train, None)
-    ing = orch.ingest(world.source_test, "test")
-    progress.step("ingest", f"ingested the source domain, data version {ing.data_version}", t)
-    t = time.monotonic()
-    v1 = orch.train().gate
-    if v1 is None:
-        raise RuntimeError("the demo's first train registered no version")
-    progress.step(
-        "train",
-        f"trained v{v1.version}: {v1.decision.action} (holdout acc {v1.accuracy['holdout']:.3f})",
-        t,
-    )
+    v1 = _first_champion(orch, world, progress)
     windows: list[dict[str, Any]] = []
     retrains: list[dict[str, Any]] = []
     for wid, folder, shifted in world.windows:
@@ -120,22 +110,38 @@ def run_loop(
         # a window that retrains is timed as "drift_to_champion": drift check -> retrain -> gate
         stage = "drift_to_champion" if res.retrained else "windows"
         progress.step(stage, f"window {wid}: {res.status} -> {_action(res)}", t)
-        r = res.retrained
-        if r is not None and r.status == "finished":
-            retrains.append(
-                {
-                    "window": wid,
-                    "version": r.version,
-                    "decision": r.action,
-                    "reasons": list(r.reasons),  # the gate's figures, for the record
-                    "flow_run_id": r.flow_run_id,
-                }
-            )
-            print(
-                f"           retrained v{r.version}: {r.action} ({'; '.join(r.reasons)})",
-                file=progress.stream,
-            )
-    return {"world": world, "windows": windows, "retrains": retrains, "v1": v1.version}
+        if res.retrained is not None and res.retrained.status == "finished":
+            retrains.append(_retrain_row(wid, res.retrained, progress.stream))
+    return {"world": world, "windows": windows, "retrains": retrains, "v1": v1}
+
+
+def _first_champion(orch: DemoOrchestrator, world: DemoData, progress: Progress) -> str:
+    """Ingest the source domain and train v1 on it; its version."""
+    t = time.monotonic()
+    orch.ingest(world.source_train, None)
+    ing = orch.ingest(world.source_test, "test")
+    progress.step("ingest", f"ingested the source domain, data version {ing.data_version}", t)
+    t = time.monotonic()
+    v1 = orch.train().gate
+    if v1 is None:
+        raise RuntimeError("the demo's first train registered no version")
+    progress.step(
+        "train",
+        f"trained v{v1.version}: {v1.decision.action} (holdout acc {v1.accuracy['holdout']:.3f})",
+        t,
+    )
+    return v1.version
+
+
+def _retrain_row(wid: str, r: loop.RetrainOutcome, stream: Any) -> dict[str, Any]:
+    print(f"           retrained v{r.version}: {r.action} ({'; '.join(r.reasons)})", file=stream)
+    return {
+        "window": wid,
+        "version": r.version,
+        "decision": r.action,
+        "reasons": list(r.reasons),  # the gate's figures, for the record
+        "flow_run_id": r.flow_run_id,
+    }
 
 
 def _action(res: loop.MonitorOutcome) -> str:
@@ -175,7 +181,8 @@ def summarise(
     acc, v1, champ = table["accuracy"], str(ran["v1"]), table["champion_version"]
     lost = acc[v1]["clean"] - acc[v1]["shifted"]
     recovered = (acc[champ]["shifted"] - acc[v1]["shifted"]) / lost if lost > 0 else 0.0
-    datasets = sorted(p.name for p in (root / "data").iterdir() if p.is_dir())
+    wd = Workdir(root)
+    datasets = sorted(p.name for p in wd.data.iterdir() if p.is_dir())
     return {
         "workdir": str(root),
         "windows": [
@@ -187,19 +194,19 @@ def summarise(
         "accuracy": acc,
         "recovered_fraction": round(recovered, 3),
         "clean_change": round(acc[champ]["clean"] - acc[v1]["clean"], 4),
-        "data_versions": {d: str(data_version(root, root / "data" / d)) for d in datasets},
+        "data_versions": {d: str(data_version(root, wd.dataset(d))) for d in datasets},
         "alerts": [
             {
                 "kind": a.get("kind"),
                 "model_version": a.get("model_version"),
                 "message": a.get("message"),
             }
-            for a in read_alerts(root / "alerts.jsonl")
+            for a in read_alerts(wd.alerts)
         ],
         "stage_seconds": progress.stages,
         "seconds": round(time.monotonic() - progress.t0, 1),
-        "mlflow_ui": f"mlflow ui --backend-store-uri sqlite:///{root}/mlflow.db --host 127.0.0.1",
-        "drift_reports": sorted(str(p) for p in (root / "reports").glob("*/*.html")),
+        "mlflow_ui": f"mlflow ui --backend-store-uri sqlite:///{wd.mlflow_db} --host 127.0.0.1",
+        "drift_reports": sorted(str(p) for p in wd.reports.glob("*/*.html")),
     }
 
 
@@ -242,7 +249,7 @@ def run(
         "final_eval", "evaluated v1 and the champion on the clean and shifted holdouts", t
     )
     summary = summarise(root, ran, table, progress)
-    atomic_write_json(root / "demo-summary.json", summary)
+    atomic_write_json(Workdir(root).demo_summary, summary)
     if not as_json:
         print_table(summary, stream)
     return summary if as_json else {}

@@ -105,17 +105,10 @@ def fine_tune(
     rt = resolve_runtime(cfg, model)
     place_model(model, rt)
     saved = load_checkpoint(Path(checkpoint_dir)) if resume and checkpoint_dir else None
-    prog = _Progress()
-    # decided on the starting model (before a checkpoint is restored), so a resume decides alike
-    freeze_bn = (
-        cfg.freeze_bn_stats
-        and cfg.strategy != "scratch"
-        and (cfg.bn_adapt or bn_stats_estimated(model))
-    )
+    freeze_bn = _freeze_bn(model, cfg)
     if saved is None and cfg.bn_adapt:
         bn_adapt(model, adapt if adapt is not None else train)
-    if saved is not None:
-        prog = _restore(model, saved, cfg)
+    prog = _restore(model, saved, cfg) if saved is not None else _Progress()
     forward = torch.compile(model) if cfg.compile else model
     ctx = LoopContext(
         model,
@@ -130,20 +123,36 @@ def fine_tune(
         world,
         freeze_bn=freeze_bn,
     )
-    unsync = sync_batchnorm(model, rt.device) if world.size > 1 else None
+    _run_phases(ctx, prog, saved)
+    if prog.best_state is not None:
+        model.load_state_dict(prog.best_state)
+    model.eval()
+    return _result(prog, cfg, rt)
+
+
+def _freeze_bn(model: Classifier, cfg: FinetuneParams) -> bool:
+    """Whether BatchNorm statistics stay frozen. Decided on the starting model (before a
+    checkpoint is restored), so a resumed run decides as the original did."""
+    return (
+        cfg.freeze_bn_stats
+        and cfg.strategy != "scratch"
+        and (cfg.bn_adapt or bn_stats_estimated(model))
+    )
+
+
+def _run_phases(ctx: LoopContext, prog: _Progress, saved: Any) -> None:
+    """Every phase of the strategy (LP-FT has two), with SyncBatchNorm under DDP."""
+    rt, world = ctx.rt, ctx.world
+    unsync = sync_batchnorm(ctx.model, rt.device) if world.size > 1 else None
     cuda = list(range(torch.cuda.device_count())) if rt.device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=cuda):  # per-epoch seeding must not leak to the caller
-            for phase in _phases(cfg):
+            for phase in _phases(ctx.cfg):
                 if not prog.stopped and prog.epoch < phase.end:
                     _run_phase(ctx, phase, prog, saved)
     finally:
         if unsync is not None:
             unsync()
-    if prog.best_state is not None:
-        model.load_state_dict(prog.best_state)
-    model.eval()
-    return _result(prog, cfg, rt)
 
 
 def _check_inputs(

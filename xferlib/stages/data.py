@@ -7,6 +7,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
+from xferlib.atomic import atomic_write_text
 from xferlib.stages.context import Context, write_json
 from xferlib.stages.results import IngestStageResult, InitResult, PrepareResult
 from xferlib.workdir import Workdir
@@ -41,15 +42,15 @@ def init(workdir: str | os.PathLike[str] | None, remote: str | None = None) -> I
     for target in (wd.params_file, wd.dvc_yaml):
         if not target.exists():
             template = resources.files("xferlib").joinpath("templates", target.name)
-            target.write_text(template.read_text())
+            atomic_write_text(target, template.read_text())
     if not wd.gitignore.exists():
-        wd.gitignore.write_text(_GITIGNORE)
+        atomic_write_text(wd.gitignore, _GITIGNORE)
     versioning.init_repo(wd.root, remote)
     return InitResult(workdir=str(wd.root), remote=remote or str(wd.dvc_remote))
 
 
 def ensure_init(wd: Workdir) -> None:
-    if not (wd.root / ".dvc").is_dir():
+    if not wd.dvc_dir.is_dir():
         init(wd.root)
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 from xferlib.data.imageset import ImageSet
 from xferlib.stages.context import Context, write_json
 from xferlib.stages.results import GateResult
+from xferlib.workdir import Workdir
 
 if TYPE_CHECKING:
     from xferlib.evaluate import EvalResult
@@ -112,7 +113,7 @@ def register_and_gate(
     name, metric = p.registry.model_name, p.registry.primary_metric
     ours = _log_evaluation(run, model, classes, inputs, model_dir, p.registry.pytorch_flavor)
     version = str(registry.register_candidate(uri, name, run.run_id, tags=lineage))
-    champ_metrics = _champion_metrics(ctx, version, classes, inputs, model_dir / "eval")
+    champ_metrics = _champion_metrics(ctx, version, classes, inputs, Workdir.eval_dir(model_dir))
     ref_dir = _store_reference(ctx, run, model, inputs.reference_images, version)
     decision = registry.decide_promotion(
         _candidate(version, ours, metric), champ_metrics, p.registry
@@ -143,7 +144,7 @@ def _log_evaluation(
     pytorch_flavor: bool,
 ) -> dict[str, EvalResult]:
     """Evaluate on the gate's sets, log metrics + eval artifacts + the model to the run."""
-    eval_dir = model_dir / "eval"
+    eval_dir = Workdir.eval_dir(model_dir)
     ours = evaluate_on(model, classes, inputs.sets(), eval_dir)
     run.log_metrics(
         10_000,

@@ -20,15 +20,16 @@ from typing import Any
 from xferlib.atomic import atomic_write_json
 from xferlib.stages.context import Context, read_json
 from xferlib.stages.results import Decision, DriftResult
+from xferlib.workdir import Workdir
 
 
 @contextlib.contextmanager
-def _locked(state_dir: Path) -> Iterator[Path]:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with open(state_dir / "trigger.lock", "w") as fh:
+def _locked(wd: Workdir) -> Iterator[Path]:
+    wd.state.mkdir(parents=True, exist_ok=True)
+    with open(wd.trigger_lock, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            yield state_dir / "trigger.json"
+            yield wd.trigger_state
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -69,7 +70,7 @@ def decide(
     ctx = Context.load(workdir)
     now = now or datetime.now(UTC)
     report = result.report
-    with _locked(ctx.wd.state) as path:
+    with _locked(ctx.wd) as path:
         raw = _read(path)
         if report.drift:
             _send(
@@ -129,7 +130,7 @@ def _take(raw: dict[str, Any], holder: str, now: datetime, prior: dict[str, Any]
 def in_flight(workdir: str | os.PathLike[str], now: datetime | None = None) -> str | None:
     """The report (or manual request) whose retrain is in flight, if any."""
     ctx = Context.load(workdir)
-    with _locked(ctx.wd.state) as path:
+    with _locked(ctx.wd) as path:
         raw = _read(path)
     return str(raw["in_flight"]) if _in_flight(raw, now or datetime.now(UTC)) else None
 
@@ -150,7 +151,7 @@ def claim(
     """
     ctx = Context.load(workdir)
     now = now or datetime.now(UTC)
-    with _locked(ctx.wd.state) as path:
+    with _locked(ctx.wd) as path:
         raw = _read(path)
         if raw.get("in_flight") == holder and _in_flight(raw, now):
             return
@@ -172,7 +173,7 @@ def release(workdir: str | os.PathLike[str], holder: str, *, undo: bool = False)
     """Clear the marker if `holder` still holds it; `undo` also restores the streak and cool-down
     (the retrain crashed or never ran, so it must not delay the next one)."""
     ctx = Context.load(workdir)
-    with _locked(ctx.wd.state) as path:
+    with _locked(ctx.wd) as path:
         raw = _read(path)
         if raw.get("in_flight") != holder:
             return  # released already, or taken over by a forced request
