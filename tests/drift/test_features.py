@@ -92,3 +92,16 @@ def test_build_reference_writes_parquet_pca_and_card_and_loads_back(tmp_path) ->
     (tmp_path / "v3/pca.npz").unlink()
     with pytest.raises(FileNotFoundError, match="lacks pca.npz"):
         load_reference(tmp_path / "v3")
+
+
+def test_pca_projection_of_a_row_does_not_depend_on_its_batch() -> None:
+    """A window's monitoring columns must not change with what else was scored alongside."""
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(1200, 256)).astype(np.float32)
+    pca = PCAProjector.fit(feats, 16)
+    whole = pca.transform(feats[:1000])
+    for start, size in ((37, 1), (0, 500), (400, 33), (999, 1)):
+        part = pca.transform(feats[start : start + size])
+        assert np.array_equal(part, whole[start : start + size]), (start, size)
+    centred = feats[:1000] - pca.mean
+    assert np.allclose(whole, centred @ pca.components.T, atol=1e-4)  # still the projection

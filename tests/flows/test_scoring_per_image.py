@@ -52,10 +52,8 @@ def test_predict_and_score_give_an_image_its_own_score_in_a_mixed_folder(
     row = mixed.set_index("image_id").loc[single["image_id"].iloc[0]]
     for col in ("max_softmax", "pred"):
         assert row[col] == single[col].iloc[0], col
-    # emb_* are the embedding times the reference's PCA: numpy's matmul blocks by row count, so
-    # that projection (drift/features.py) differs in the last bits; the embedding itself does not
     emb = [c for c in single if c.startswith("emb_")]
-    assert np.allclose(row[emb].to_numpy(float), single[emb].iloc[0].to_numpy(float), atol=1e-5)
+    assert np.array_equal(row[emb].to_numpy(float), single[emb].iloc[0].to_numpy(float))
     pixels = torch.from_numpy(np.array(Image.open(odd))).permute(2, 0, 1)[None]
     own = image_properties(pixels, [40], [40]).iloc[0]
     for col in ("brightness", "contrast", "sharpness", "width", "height"):

@@ -126,7 +126,9 @@ class PCAProjector:
                 f"features have shape {x.shape} but the PCA was fitted on {self.mean.shape[0]}-d "
                 "features; rebuild the reference for this backbone"
             )
-        return (x - self.mean) @ self.components.T
+        # einsum without BLAS: each row's projection is the same sum in the same order whatever
+        # else is in the batch (BLAS picks its kernel by row count, which moved the last bits).
+        return np.einsum("nd,kd->nk", x - self.mean, self.components, optimize=False)
 
     def save(self, path: str | Path) -> None:
         """Write the projector to `path` exactly (np.savez would append .npz to a bare name)."""
