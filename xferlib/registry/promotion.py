@@ -45,6 +45,20 @@ class PromotionDecision:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @staticmethod
+    def from_dict(raw: dict[str, Any]) -> PromotionDecision:
+        """Parse `to_dict()`'s output (a saved gate.json)."""
+        champ = raw.get("champion")
+        return PromotionDecision(
+            action=raw["action"],
+            reasons=list(raw["reasons"]),
+            challenger=CandidateMetrics(**raw["challenger"]),
+            champion=CandidateMetrics(**champ) if champ else None,
+            min_improvement=raw["min_improvement"],
+            max_forgetting=raw["max_forgetting"],
+            min_accuracy=raw.get("min_accuracy", 0.0),
+        )
+
 
 def decide_promotion(
     challenger: CandidateMetrics, champion: CandidateMetrics | None, cfg: RegistryParams

@@ -64,32 +64,24 @@ def ingest(
     source: str | None = None,
 ) -> IngestStageResult:
     """Validate, de-duplicate and store images as shards; version the dataset with DVC and push."""
-    from xferlib import versioning
-    from xferlib.data.ingest import ingest as run_ingest
-    from xferlib.data.shards import MANIFEST
+    from xferlib.data.versioned import ingest_and_version
 
     ctx = Context.load(workdir)
     ensure_init(ctx.wd)
-    if not Path(src).exists():
-        raise FileNotFoundError(
-            f"ingest source {src} does not exist; pass an image folder or the Fashion-MNIST IDX dir"
-        )
     name = dataset or ctx.params.data.dataset
-    result = run_ingest(
+    result, version = ingest_and_version(
+        ctx.wd.root,
         Path(src),
         ctx.wd.dataset(name),
         ctx.wd.quarantine,
         ctx.params.data,
         source=source or str(src),
         split=split,
+        push=push,
     )
-    if not (ctx.wd.dataset(name) / MANIFEST).exists():
-        # nothing accepted: nothing to version (the counts say why)
+    if version is None:  # nothing accepted: nothing to version (the counts say why)
         return IngestStageResult(result, name, data_version=None, pushed=False)
-    version = versioning.track(ctx.wd.root, ctx.wd.dataset(name))
-    if push:
-        versioning.push(ctx.wd.root, [str(ctx.wd.dataset(name))])
-    return IngestStageResult(result, name, data_version=str(version), pushed=push)
+    return IngestStageResult(result, name, data_version=version, pushed=push)
 
 
 def prepare(

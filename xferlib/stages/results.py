@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from xferlib.registry.promotion import CandidateMetrics, PromotionDecision
+from xferlib.registry.promotion import PromotionDecision
 
 if TYPE_CHECKING:  # torch-heavy modules: imported where a result is parsed, not for `xfer init`
     from xferlib.data.ingest import IngestResult
@@ -55,19 +55,6 @@ class PrepareResult:
         return asdict(self)
 
 
-def _decision_from_dict(raw: dict[str, Any]) -> PromotionDecision:
-    champ = raw.get("champion")
-    return PromotionDecision(
-        action=raw["action"],
-        reasons=list(raw["reasons"]),
-        challenger=CandidateMetrics(**raw["challenger"]),
-        champion=CandidateMetrics(**champ) if champ else None,
-        min_improvement=raw["min_improvement"],
-        max_forgetting=raw["max_forgetting"],
-        min_accuracy=raw.get("min_accuracy", 0.0),
-    )
-
-
 @dataclass(frozen=True)
 class GateResult:
     """A registered version and the gate's verdict on it (also saved as `<model_dir>/gate.json`)."""
@@ -93,7 +80,7 @@ class GateResult:
             model_name=raw["model_name"],
             version=str(raw["version"]),
             run_id=raw["run_id"],
-            decision=_decision_from_dict(raw["decision"]),
+            decision=PromotionDecision.from_dict(raw["decision"]),
             accuracy=dict(raw["accuracy"]),
             champion_accuracy=raw["champion_accuracy"],
             reference=raw["reference"],

@@ -83,23 +83,19 @@ def _ingest_feedback(ctx: Context, feedback: Path, feedback_id: str | None) -> _
 
 
 def _ingest(ctx: Context, src: Path, dataset: str) -> str | None:
-    """The library's ingest into `dataset`, DVC-tracked and pushed; its data version (None: no
+    """The feedback as dataset `dataset`, DVC-tracked and pushed; its data version (None: no
     image was accepted, so nothing was versioned)."""
-    from xferlib import versioning
-    from xferlib.data.ingest import ingest
-    from xferlib.data.shards import MANIFEST
+    from xferlib.data.versioned import ingest_and_version
 
-    if not src.exists():
-        raise FileNotFoundError(
-            f"ingest source {src} does not exist; pass an image folder or the Fashion-MNIST IDX dir"
-        )
-    out = ctx.wd.dataset(dataset)
-    ingest(src, out, ctx.wd.quarantine, ctx.params.data, source=f"feedback:{src}", split=None)
-    if not (out / MANIFEST).exists():
-        return None
-    version = versioning.track(ctx.wd.root, out)
-    versioning.push(ctx.wd.root, [str(out)])
-    return str(version)
+    _, version = ingest_and_version(
+        ctx.wd.root,
+        src,
+        ctx.wd.dataset(dataset),
+        ctx.wd.quarantine,
+        ctx.params.data,
+        source=f"feedback:{src}",
+    )
+    return version
 
 
 def _start_model(ctx: Context, champion: Classifier, fb: _Feedback) -> Classifier:
