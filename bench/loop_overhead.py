@@ -4,7 +4,7 @@ Three runs of the same training (same random-init model, uint8 Fashion-MNIST ima
 AdamW, precision and memory format, seeded shuffling, augmentation off, a val pass per epoch):
 - "xfer": `xferlib.finetune.fine_tune` exactly as `xfer train` drives it: strategy `full`, a
   `checkpoint_dir` (last.pt written every epoch), best-weights tracking on the val set, and the
-  per-epoch `on_epoch` logger of `xferlib.stages.training` writing to a real `Tracker` on a temp
+  per-epoch `on_epoch` logger of `xferlib.release.run` writing to a real `Tracker` on a temp
   sqlite store (the run is created untimed; its final close is timed).
 - "xfer_no_checkpoint": the same `fine_tune` call without `checkpoint_dir` and `on_epoch`: xfer's
   loop alone. It replaces the old profile-based estimate with a measured pair.
@@ -57,7 +57,7 @@ from xferlib.finetune import fine_tune, resolve_runtime
 from xferlib.finetune.runtime import Runtime, place_model
 from xferlib.models import Classifier, create_backbone
 from xferlib.registry.runs import Tracker
-from xferlib.stages.training import epoch_logger  # the exact callback `xfer train` passes
+from xferlib.release.run import epoch_logger  # the exact callback `xfer train` passes
 
 
 def fashion_set(n: int, offset: int = 0) -> ImageSet:

@@ -16,9 +16,10 @@ from typing import Any
 
 from flows.server import Services, _bin
 from xferlib import loop as lifecycle
+from xferlib.context import read_json
 from xferlib.demo import run as demo
-from xferlib.stages.context import read_json
-from xferlib.stages.results import GateResult, IngestStageResult, TrainStageResult
+from xferlib.release.gate import GateResult
+from xferlib.stages.results import IngestStageResult, TrainStageResult
 from xferlib.workdir import Workdir
 
 

@@ -45,9 +45,9 @@ def prepare_task(workdir: str) -> PrepareResult:
 
 @task
 def train_task(workdir: str, flow_run_id: str) -> TrainStageResult:
-    from xferlib.stages import distributed  # `xfer train`: $XFER_TRAIN_NPROC processes (torchrun)
+    from xferlib.stages import training  # `xfer train`: $XFER_TRAIN_NPROC processes (torchrun)
 
-    return distributed.train(workdir, tags={"xfer.flow_run_id": flow_run_id})
+    return training.train(workdir, tags={"xfer.flow_run_id": flow_run_id})
 
 
 @task(retries=3, retry_delay_seconds=[2, 5, 10])

@@ -24,8 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from xferlib.release.gate import GateResult
 from xferlib.stages import trigger
-from xferlib.stages.results import Decision, DriftResult, GateResult, RetrainResult, ScoreResult
+from xferlib.stages.results import Decision, DriftResult, RetrainResult, ScoreResult
 from xferlib.workdir import Workdir
 
 PathLike = str | os.PathLike[str]
@@ -242,7 +243,7 @@ def run_retrain(
 def _preflight(request: RetrainRequest) -> None:
     """Refuse an operator's request that is wrong on its face before it claims the marker or
     alerts: a missing feedback folder, or class folders that are not classes of the champion."""
-    from xferlib.stages.context import Context
+    from xferlib.context import Context
     from xferlib.stages.retrain import check_feedback_classes  # the stage's own check
 
     if not Path(request.feedback).exists():

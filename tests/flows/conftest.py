@@ -111,7 +111,7 @@ def write_feedback(
 def assert_default_gate(workdir: Path) -> None:
     """The work dir gates with the shipped defaults: no guard loosened for a test to pass."""
     from xferlib.config import RegistryParams
-    from xferlib.stages.context import Context
+    from xferlib.context import Context
 
     gate, shipped = Context.load(workdir).params.registry, RegistryParams()
     for guard in ("min_accuracy", "min_improvement", "max_forgetting"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.flows.conftest import assert_default_gate, make_workdir, write_feedback, write_window
-from xferlib.stages.context import Context
+from xferlib.context import Context
 
 BIN = Path(sys.executable).parent
 

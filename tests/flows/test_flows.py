@@ -15,7 +15,7 @@ import pytest
 
 from tests.flows.conftest import assert_default_gate, make_workdir, write_feedback, write_window
 from xferlib.alerts import read_alerts
-from xferlib.stages.results import GateResult
+from xferlib.release.gate import GateResult
 
 pytestmark = pytest.mark.usefixtures("prefect_api", "mlflow_store")
 
@@ -83,8 +83,8 @@ def test_retrain_with_a_worse_challenger_is_rejected_and_the_champion_stays(
     tmp_path: Path, fashion
 ) -> None:
     from flows.pipeline import retrain_flow
+    from xferlib.context import Context
     from xferlib.registry import champion_version
-    from xferlib.stages.context import Context
 
     x, y = fashion
     wd = make_workdir(tmp_path / "wd", fashion)
@@ -159,8 +159,8 @@ def test_gate_rejects_a_challenger_that_forgets_the_old_holdout_and_alerts(
     alone forgets ~6 points and stays above the floor, so here max_forgetting alone must catch it.
     """
     from flows.pipeline import retrain_flow
+    from xferlib.context import Context
     from xferlib.registry import champion_version
-    from xferlib.stages.context import Context
 
     x, y = fashion
     forgetful = {"retrain": {"strategy": "linear_probe", "epochs": 6, "replay_size": 0}}

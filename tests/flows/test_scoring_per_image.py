@@ -12,9 +12,9 @@ from PIL import Image
 
 from tests.flows.conftest import make_workdir
 from xferlib import monitoring
+from xferlib.context import Context
 from xferlib.drift import image_properties
 from xferlib.stages import monitor, serving
-from xferlib.stages.context import Context
 
 # Fashion-MNIST is 28 px; the folder mixes that most common size with resized copies, so the old
 # path (stack at the most common size, then resize to the input size) resized the others twice.

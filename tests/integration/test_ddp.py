@@ -20,7 +20,8 @@ import yaml
 
 from xferlib import cli
 from xferlib.config import ConfigError, Params
-from xferlib.stages import distributed
+from xferlib.finetune import launch as distributed
+from xferlib.stages import training
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +77,7 @@ def test_two_processes_train_like_one_and_only_rank0_writes(
     before = _files(two)
 
     t0 = time.perf_counter()
-    r1 = distributed.launch(one, nproc=1, register=False)
+    r1 = training.launch(one, nproc=1, register=False)
     t1 = time.perf_counter()
     assert (
         cli.main(["train", "--workdir", str(two), "--nproc", "2", "--no-register", "--json"]) == 0
@@ -126,7 +127,7 @@ def test_one_global_batch_gives_the_same_gradient_on_two_ranks_as_on_one() -> No
 
 
 def _init_weights(root: Path) -> dict[str, torch.Tensor]:
-    from xferlib.stages.context import Context, read_json
+    from xferlib.context import Context, read_json
     from xferlib.stages.training import build_model
 
     ctx = Context.load(root)
@@ -135,7 +136,7 @@ def _init_weights(root: Path) -> dict[str, torch.Tensor]:
 
 def test_worker_guard_refuses_writes_under_the_workdir(tmp_path: Path) -> None:
     code = (
-        "import sys, pathlib; from xferlib.stages.distributed_worker import guard_workdir\n"
+        "import sys, pathlib; from xferlib.distributed_worker import guard_workdir\n"
         f"root = pathlib.Path({str(tmp_path)!r}); guard_workdir(root)\n"
         "open(root.parent / 'outside.txt', 'w').write('ok')\n"
         "try:\n    (root / 'model.pt').write_bytes(b'x')\nexcept PermissionError as e:\n"
@@ -164,4 +165,4 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused_before_launch(
     prepared: Path,
 ) -> None:
     with pytest.raises(ConfigError, match="batch_size=32 is not divisible by --nproc 3"):
-        distributed.launch(prepared, nproc=3, register=False)
+        training.launch(prepared, nproc=3, register=False)

@@ -38,9 +38,9 @@ class _Payload:
 def _plant(wd: Path, payload_file: Path) -> tuple[str, str, str]:
     """Register a fresh version of the champion's model, then overwrite its model.pt in the run."""
     from xferlib import registry
+    from xferlib.context import Context
     from xferlib.registry.client import mlflow_client
     from xferlib.registry.runs import MODEL_SUBDIR, Tracker
-    from xferlib.stages.context import Context
 
     ctx = Context.load(wd)
     uri, name = ctx.wd.mlflow_uri, ctx.params.registry.model_name

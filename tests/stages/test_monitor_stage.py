@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from tests.flows.conftest import make_workdir, write_window
+from xferlib.context import Context
 from xferlib.drift import load_reference
 from xferlib.stages import monitor, trigger
-from xferlib.stages.context import Context
 from xferlib.stages.results import DriftResult
 
 

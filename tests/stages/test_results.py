@@ -15,6 +15,7 @@ from xferlib.drift import TestResult as DriftTest
 from xferlib.evaluate import EvalResult
 from xferlib.finetune import TrainResult
 from xferlib.registry import AuditRow, CandidateMetrics, PromotionDecision
+from xferlib.release.gate import GateResult
 from xferlib.stages import results as r
 
 TRAIN = TrainResult(
@@ -24,7 +25,7 @@ DECISION = PromotionDecision(
     "promote", ["new: +0.1"], CandidateMetrics("2", 0.9, 0.8), CandidateMetrics("1", 0.5, 0.81),
     0.01, 0.02, 0.1,
 )  # fmt: skip
-GATE = r.GateResult("m", "2", "run-2", DECISION, {"new": 0.9, "holdout": 0.8},
+GATE = GateResult("m", "2", "run-2", DECISION, {"new": 0.9, "holdout": 0.8},
                     {"new": 0.5, "holdout": 0.81}, "/w/references/m/v2")  # fmt: skip
 GATE_KEYS = {"model_name", "version", "run_id", "decision", "accuracy", "champion_accuracy",
              "reference"}  # fmt: skip

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from xferlib.context import Context
 from xferlib.data.fashion import FASHION_CLASSES, export_imagefolder, load_fashion_mnist
 from xferlib.data.shards import read_manifest
 from xferlib.stages import data, retrain
-from xferlib.stages.context import Context
 
 
 @pytest.fixture(scope="module")

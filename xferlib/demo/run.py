@@ -20,9 +20,9 @@ import yaml
 
 from xferlib import loop
 from xferlib.atomic import atomic_write_json, atomic_write_text
+from xferlib.context import Context
 from xferlib.demo.world import DemoConfig, DemoData, as_imageset, make_demo_data
 from xferlib.stages import data, training
-from xferlib.stages.context import Context
 from xferlib.stages.results import IngestStageResult, TrainStageResult
 from xferlib.workdir import Workdir
 

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from xferlib.atomic import atomic_write_text
-from xferlib.stages.context import Context, write_json
+from xferlib.context import Context, write_json
 from xferlib.stages.results import IngestStageResult, InitResult, PrepareResult
 from xferlib.workdir import Workdir
 

@@ -16,14 +16,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from xferlib.context import Context, PathLike, write_json
 from xferlib.data.imageset import ImageList
-from xferlib.stages.context import Context, write_json
 from xferlib.stages.results import DriftResult, ScoreResult
 
 if TYPE_CHECKING:
     from xferlib.drift import DriftReport, Reference
-
-PathLike = str | os.PathLike[str] | None
 
 
 def _reference_for(ctx: Context, name: str, version: str) -> Reference:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from xferlib.registry.promotion import PromotionDecision
+from xferlib.release.gate import GateResult
 
 if TYPE_CHECKING:  # torch-heavy modules: imported where a result is parsed, not for `xfer init`
     from xferlib.data.ingest import IngestResult
@@ -56,38 +56,6 @@ class PrepareResult:
 
 
 @dataclass(frozen=True)
-class GateResult:
-    """A registered version and the gate's verdict on it (also saved as `<model_dir>/gate.json`)."""
-
-    model_name: str
-    version: str
-    run_id: str
-    decision: PromotionDecision
-    accuracy: dict[str, float]  # "holdout" (and "new" when the version had new data)
-    champion_accuracy: dict[str, float | None] | None  # None: there was no champion to compare
-    reference: str
-
-    @property
-    def promoted(self) -> bool:
-        return self.decision.action == "promote"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "decision": self.decision.to_dict()}
-
-    @staticmethod
-    def from_dict(raw: dict[str, Any]) -> GateResult:
-        return GateResult(
-            model_name=raw["model_name"],
-            version=str(raw["version"]),
-            run_id=raw["run_id"],
-            decision=PromotionDecision.from_dict(raw["decision"]),
-            accuracy=dict(raw["accuracy"]),
-            champion_accuracy=raw["champion_accuracy"],
-            reference=raw["reference"],
-        )
-
-
-@dataclass(frozen=True)
 class Distributed:
     """How a training run was spread over processes (`xfer train --nproc N`)."""
 
@@ -110,7 +78,7 @@ class TrainStageResult:
     data_version: str | None = None
     gate: GateResult | None = None
     world_size: int | None = None  # set by a torchrun worker
-    distributed: Distributed | None = None  # set by `stages.distributed.launch`
+    distributed: Distributed | None = None  # set by `stages.training.launch`
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"train": self.train.to_dict()}

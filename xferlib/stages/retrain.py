@@ -2,7 +2,7 @@
 
 The gate compares challenger and champion on the old ID holdout *and* on the feedback's own
 holdout: both must hold. The reference moves to the feedback data when the challenger wins.
-Part of the training stage (see `training.py`).
+It shares the run, the fit and the gate with the train stage through `xferlib.release`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,18 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from xferlib.context import Context, PathLike, write_json
 from xferlib.data.imageset import ImageSet
-from xferlib.stages.context import Context, write_json
-from xferlib.stages.gating import GateInputs, load_champion_model, open_run, register_and_gate
-from xferlib.stages.results import GateResult, RetrainResult
-from xferlib.stages.training import PathLike, build_model, epoch_logger, fit, load_split
+from xferlib.release.gate import GateInputs, GateResult, register_and_gate
+from xferlib.release.run import (
+    build_model,
+    epoch_logger,
+    fit,
+    load_champion_model,
+    load_split,
+    open_run,
+)
+from xferlib.stages.results import RetrainResult
 
 if TYPE_CHECKING:
     from xferlib.config import FinetuneParams

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from xferlib.stages.context import Context
+from xferlib.context import Context, PathLike
 from xferlib.stages.results import (
     HistoryResult,
     LineageResult,
@@ -13,8 +13,6 @@ from xferlib.stages.results import (
     PredictResult,
     RollbackResult,
 )
-
-PathLike = str | os.PathLike[str] | None
 
 
 def predict(workdir: PathLike, model_uri: str, images: list[Path]) -> PredictResult:

@@ -1,85 +1,29 @@
-"""Training stages: train (+ register and gate) and evaluate; the helpers `retrain` shares.
+"""Training stages: train (+ register and gate), on one process or several (torchrun), and evaluate.
 
-The training stage is this module with `retrain.py` (warm start + replay), `gating.py` (the tracked
-run, registration, the gate) and `distributed*.py` (torchrun): those import each other, and no
-other stage.
+What train shares with the retrain stage (the tracked run, the model, the fit, the gate) is in
+`xferlib.release`; the torchrun worker is `xferlib.distributed_worker`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import os
+import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xferlib.config import FinetuneParams
+from xferlib.context import Context, PathLike, write_json
 from xferlib.data.imageset import ImageSet
-from xferlib.stages.context import Context, write_json
-from xferlib.stages.gating import GateInputs, open_run, register_and_gate
-from xferlib.stages.results import EvalStageResult, GateResult, TrainStageResult
+from xferlib.release.gate import GateInputs, GateResult, register_and_gate
+from xferlib.release.run import build_model, epoch_logger, fit, load_split, open_run
+from xferlib.stages.results import Distributed, EvalStageResult, TrainStageResult
 
 if TYPE_CHECKING:
     from xferlib.finetune import TrainResult
     from xferlib.models import Classifier
     from xferlib.registry.runs import Tracker
-
-PathLike = str | os.PathLike[str] | None
-
-
-def load_split(
-    ctx: Context, split: str, dataset: str | None = None, prepared: Path | None = None
-) -> ImageSet:
-    """The images of one prepared split (the source domain's unless `dataset`/`prepared` say)."""
-    from xferlib.data.splits import load_split as load
-
-    ds = ctx.wd.dataset(dataset or ctx.params.data.dataset)
-    return load(ds, prepared or ctx.wd.prepared, split)
-
-
-def build_model(ctx: Context, num_classes: int) -> Classifier:
-    """The backbone of params + a new head; random inits come from finetune.seed, so every
-    torchrun rank (and every rerun) starts from the same weights."""
-    import torch
-
-    from xferlib.models import Classifier, create_backbone
-
-    m, ft = ctx.params.model, ctx.params.finetune
-    pretrained = m.pretrained and ft.strategy != "scratch"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(ft.seed)
-        backbone = create_backbone(
-            m.backbone, pretrained=pretrained, weights=m.weights, image_size=m.image_size
-        )
-        return Classifier(backbone, num_classes)
-
-
-def fit(
-    ctx: Context,
-    model: Classifier,
-    train: ImageSet,
-    val: ImageSet | None,
-    cfg: FinetuneParams,
-    **kw: Any,
-) -> TrainResult:
-    from xferlib.finetune import fine_tune
-
-    return fine_tune(model, train, val, cfg, feature_cache=ctx.wd.feature_cache, **kw)
-
-
-def epoch_logger(run: Tracker) -> Callable[[int, dict[str, Any]], None]:
-    """Per-epoch metrics to the run (numbers only; the tracker batches the writes)."""
-
-    def log(epoch: int, row: dict[str, Any]) -> None:
-        numbers = {
-            k: float(v)
-            for k, v in row.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        }
-        run.log_metrics(epoch, numbers)
-        run.flush()
-
-    return log
 
 
 def _is_main_rank() -> bool:
@@ -93,15 +37,67 @@ def train(
     workdir: PathLike,
     params_path: str | None = None,
     *,
+    nproc: int | None = None,
     resume: bool = False,
     register: bool = True,
     tags: dict[str, str] | None = None,
 ) -> TrainStageResult:
-    """`dvc.yaml` stage train; with `register`, also the tracked run, registration, gate and reference.
+    """`dvc.yaml` stage train on `finetune.launch.resolve_nproc` processes: here for one, else
+    `launch`. With `register`, also the tracked run, registration, gate and reference."""
+    from xferlib.finetune.launch import resolve_nproc
 
-    Also the body of every torchrun worker (`stages.distributed`): rank 0 runs all of it, the other
-    ranks only fit their share of each batch.
+    n = resolve_nproc(Context.load(workdir, params_path).params, nproc)
+    kw: dict[str, Any] = {"params_path": params_path, "resume": resume, "register": register}
+    if n == 1:
+        return train_in_process(workdir, tags=tags, **kw)
+    return launch(workdir, n, tags=tags, **kw)
+
+
+def launch(
+    workdir: PathLike,
+    nproc: int,
+    params_path: str | None = None,
+    resume: bool = False,
+    *,
+    register: bool = True,
+    tags: dict[str, str] | None = None,
+) -> TrainStageResult:
+    """Train on `nproc` torchrun processes of this node and return rank 0's result.
+
+    `linear_probe` trains a head on cached features: N processes repeating that cheap work gain
+    nothing, so it runs in this process (rank 0 only, features extracted once) and says so.
     """
+    from xferlib.finetune import launch as tr
+
+    ctx = Context.load(workdir, params_path)
+    tr.check(ctx.params, nproc)
+    kw: dict[str, Any] = {"params_path": params_path, "resume": resume, "register": register}
+    if ctx.params.finetune.strategy == "linear_probe":
+        result = train_in_process(workdir, tags=tags, **kw)
+        note = "linear_probe runs on rank 0 only"
+        return dataclasses.replace(result, distributed=Distributed(nproc, None, note))
+    backend = tr.resolve_backend(ctx.params.distributed.backend)
+    args = ["--params", str(Path(params_path).resolve())] if params_path else []
+    args += (["--resume"] if resume else []) + ([] if register else ["--no-register"])
+    args += ["--tags", json.dumps(tags)] if tags else []
+    with tempfile.TemporaryDirectory(prefix="xfer-ddp-") as tmp:
+        out = Path(tmp) / "rank0.json"
+        raw = tr.run(tr.command(ctx.wd.root, nproc, backend, out, args), nproc, out)
+    result = TrainStageResult.from_dict(raw)
+    return dataclasses.replace(result, distributed=Distributed(nproc, backend))
+
+
+def train_in_process(
+    workdir: PathLike,
+    params_path: str | None = None,
+    *,
+    resume: bool = False,
+    register: bool = True,
+    tags: dict[str, str] | None = None,
+) -> TrainStageResult:
+    """The train stage in this process. Also the body of every torchrun worker
+    (`xferlib.distributed_worker`): rank 0 runs all of it, the other ranks only fit their share of
+    each batch."""
     from xferlib import versioning
     from xferlib.data.splits import class_names
 

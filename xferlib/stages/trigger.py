@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from xferlib.atomic import atomic_write_json
-from xferlib.stages.context import Context, read_json
+from xferlib.context import Context, read_json
 from xferlib.stages.results import Decision, DriftResult
 from xferlib.workdir import Workdir
 

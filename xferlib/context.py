@@ -12,6 +12,8 @@ from xferlib.atomic import atomic_write_json
 from xferlib.config import Params, load_params
 from xferlib.workdir import Workdir
 
+PathLike = str | os.PathLike[str] | None  # a work dir argument: None is $XFER_HOME or the default
+
 
 @dataclass(frozen=True)
 class Context:
@@ -19,9 +21,7 @@ class Context:
     params: Params
 
     @staticmethod
-    def load(
-        workdir: str | os.PathLike[str] | None, params_path: str | os.PathLike[str] | None = None
-    ) -> Context:
+    def load(workdir: PathLike, params_path: str | os.PathLike[str] | None = None) -> Context:
         wd = Workdir.resolve(workdir)
         return Context(wd, load_params(Path(params_path) if params_path else wd.params_file))
 

@@ -1,4 +1,4 @@
-"""The tracked run, registration as challenger, the promotion gate, and the version's reference.
+"""Registration as challenger, the promotion gate, and the version's drift reference.
 
 Order matters for "no half-written registry state": the run is fully logged (metrics, artifacts,
 model + weights hash) before a version exists; the version is registered as `challenger` with gate
@@ -8,45 +8,21 @@ reference is stored with every registered version so the reference moves with th
 
 from __future__ import annotations
 
-import contextlib
 import platform
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from xferlib.context import Context, write_json
 from xferlib.data.imageset import ImageSet
-from xferlib.stages.context import Context, write_json
-from xferlib.stages.results import GateResult
+from xferlib.registry.promotion import PromotionDecision
 from xferlib.workdir import Workdir
 
 if TYPE_CHECKING:
     from xferlib.evaluate import EvalResult
     from xferlib.models import Classifier
-    from xferlib.registry import CandidateMetrics, PromotionDecision
+    from xferlib.registry import CandidateMetrics
     from xferlib.registry.runs import Tracker
-
-EXPERIMENT = "xfer"
-
-
-@contextlib.contextmanager
-def open_run(ctx: Context, run_name: str, tags: dict[str, str]) -> Iterator[Tracker]:
-    """An MLflow run with the flattened params, params.yaml, dvc.lock and the system logged."""
-    from xferlib.registry.runs import Tracker, system_info
-
-    sysinfo = {f"xfer.system.{k}": v for k, v in system_info().items()}
-    with Tracker.start(
-        ctx.wd.mlflow_uri,
-        EXPERIMENT,
-        run_name=run_name,
-        tags={**tags, **sysinfo},
-        artifact_root=ctx.wd.mlflow_artifacts,
-    ) as run:
-        run.log_params(ctx.params.flat())
-        for path in (ctx.wd.params_file, ctx.wd.dvc_lock, ctx.wd.dvc_yaml):
-            if path.exists():
-                run.log_artifact(path, "config")
-        yield run
 
 
 def evaluate_on(
@@ -65,16 +41,36 @@ def evaluate_on(
     return results
 
 
-def load_champion_model(ctx: Context) -> tuple[Classifier, str]:
-    """The champion's classifier (weights verified against the registered hash) and its version."""
-    from xferlib.registry import champion_version, load_predictor
+@dataclass(frozen=True)
+class GateResult:
+    """A registered version and the gate's verdict on it (also saved as `<model_dir>/gate.json`)."""
 
-    name = ctx.params.registry.model_name
-    version = champion_version(ctx.wd.mlflow_uri, name)
-    if version is None:
-        raise LookupError(f"model {name!r} has no champion yet; run `xfer train` first")
-    pred = load_predictor(f"models:/{name}/{version}", ctx.wd.mlflow_uri)
-    return cast("Classifier", pred.model), str(version)
+    model_name: str
+    version: str
+    run_id: str
+    decision: PromotionDecision
+    accuracy: dict[str, float]  # "holdout" (and "new" when the version had new data)
+    champion_accuracy: dict[str, float | None] | None  # None: there was no champion to compare
+    reference: str
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision.action == "promote"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "decision": self.decision.to_dict()}
+
+    @staticmethod
+    def from_dict(raw: dict[str, Any]) -> GateResult:
+        return GateResult(
+            model_name=raw["model_name"],
+            version=str(raw["version"]),
+            run_id=raw["run_id"],
+            decision=PromotionDecision.from_dict(raw["decision"]),
+            accuracy=dict(raw["accuracy"]),
+            champion_accuracy=raw["champion_accuracy"],
+            reference=raw["reference"],
+        )
 
 
 @dataclass(frozen=True)

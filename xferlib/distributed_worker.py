@@ -1,6 +1,7 @@
-"""One torchrun worker of `xfer train --nproc N` (started by `stages.distributed.launch`).
+"""One torchrun worker of `xfer train --nproc N` (started by `stages.training.launch`).
 
-It joins the process group, runs `stages.training.train` (rank 0: everything; other ranks: their
+An entry point like the CLI, so it sits above the stages. It joins the process group, runs
+`stages.training.train_in_process` (rank 0: everything; other ranks: their
 share of the fit only) and rank 0 writes its result where `launch` reads it. Ranks other than 0
 run under an audit hook that refuses any write under the work directory, so a future change that
 lets them write (a second checkpoint, a second MLflow run) fails loudly instead of racing rank 0.
@@ -30,7 +31,7 @@ _GUARDED: Path | None = None
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="xferlib.stages.distributed_worker")
+    ap = argparse.ArgumentParser(prog="xferlib.distributed_worker")
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--backend", required=True, choices=["gloo", "nccl"])
     ap.add_argument("--result", required=True, help="where rank 0 writes its result (JSON)")
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if dist.get_rank() != 0:
             guard_workdir(Path(args.workdir))
-        result = training.train(
+        result = training.train_in_process(
             args.workdir,
             params_path=args.params,
             resume=args.resume,

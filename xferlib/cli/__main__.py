@@ -1,0 +1,7 @@
+"""`python -m xferlib.cli`."""
+
+import sys
+
+from xferlib.cli import main
+
+sys.exit(main())
