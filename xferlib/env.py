@@ -84,6 +84,12 @@ def nproc() -> str | None:
     return _get("XFER_TRAIN_NPROC")
 
 
+def progress() -> bool:
+    """XFER_PROGRESS: progress bars on a terminal (default on; 0/false/no/off, any case, = off)."""
+    value = _get("XFER_PROGRESS")
+    return value is None or value.lower() not in _FALSE
+
+
 def rank() -> int:
     """RANK (torchrun): this process's global rank, 0 outside torchrun."""
     return int(_get("RANK") or 0)

@@ -34,6 +34,7 @@ from xferlib.data.fashion import FASHION_CLASSES, idx_pairs, is_idx_source, read
 from xferlib.data.imageset import ImageList
 from xferlib.data.shards import DatasetWriter, decode_png, to_chw
 from xferlib.data.validate import Accepted, Rejected, normalise, validate_image
+from xferlib.progress import bar
 
 QUARANTINE_LOG = "quarantine.jsonl"
 
@@ -289,7 +290,7 @@ def _ingest_files(
     split: str | None,
 ) -> tuple[int, int, int]:
     added = dups = conflicts = 0
-    for item in items:
+    for item in bar(items, "ingest", unit="img"):
         data, result = _read_and_validate(item.path, src, params)
         if isinstance(result, Rejected):
             quarantine.add(item.path, data, result)
@@ -318,7 +319,8 @@ def _ingest_idx(
             raise ValueError(
                 f"{images_file} / {labels_file} do not pair up as Fashion-MNIST (shapes {images.shape}, {labels.shape})"
             )
-        for i, (pixels, y) in enumerate(zip(images, labels, strict=True)):
+        rows = bar(zip(images, labels, strict=True), f"ingest {idx_split}", len(labels), "img")
+        for i, (pixels, y) in enumerate(rows):
             img = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))
             result, name = normalise(img, params, "IDX"), f"{images_file.name}#{i}"
             if isinstance(result, Rejected):

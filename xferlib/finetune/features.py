@@ -19,6 +19,7 @@ from xferlib.atomic import atomic_writer
 from xferlib.data.imageset import ImageSet
 from xferlib.finetune.runtime import Runtime, model_runtime
 from xferlib.models import Classifier
+from xferlib.progress import bar
 
 
 def state_hash(module: nn.Module) -> str:
@@ -53,7 +54,7 @@ def extract_features(
     was_training = model.training
     model.eval()
     out = []
-    for start in range(0, len(images), batch_size):
+    for start in bar(range(0, len(images), batch_size), "features", unit="batch"):
         x = model.preprocess(rt.to_device(images.images[start : start + batch_size]))
         with rt.autocast():
             out.append(model.forward_features(rt.layout(x)).float().cpu())

@@ -38,6 +38,7 @@ from xferlib.finetune.layers import bn_adapt, bn_stats_estimated, param_groups, 
 from xferlib.finetune.runtime import Runtime, place_model, resolve_runtime
 from xferlib.finetune.world import World, sync_batchnorm
 from xferlib.models import Classifier
+from xferlib.progress import bar
 
 _RUNTIME_ONLY = ("device", "num_workers", "compile")  # may change between a run and its resume
 
@@ -56,6 +57,9 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_EPOCHS = {"probe": "epochs (head)", "images": "epochs"}  # progress bar labels per phase
 
 
 @dataclass(frozen=True)
@@ -205,7 +209,7 @@ def _run_phase(
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
     probe = _probe_data(ctx) if phase.kind == "probe" else None
-    for epoch in range(prog.epoch, phase.end):
+    for epoch in bar(range(prog.epoch, phase.end), _EPOCHS[phase.kind], unit="epoch"):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
         if probe is not None:

@@ -25,6 +25,7 @@ import torch
 
 from xferlib.data.imageset import ImageList, ImageSet, Preprocess
 from xferlib.models.classifier import Classifier
+from xferlib.progress import bar
 
 # The fixed forward shape. Part of the numerics (another size gives other last bits), so it is
 # a property of the Predictor, not of a call. 32 rather than the old 256: a single image pays
@@ -95,7 +96,8 @@ class Predictor:
     @torch.inference_mode()
     def infer(self, images: Images) -> Inference:
         """Probabilities and embeddings of every image, from one pass through the backbone."""
-        batches = _as_batches(images, self.batch_size)
+        steps = -(-len(images) // self.batch_size)
+        batches = bar(_as_batches(images, self.batch_size), "inference", steps, "batch")
         probs, feats = [], []
         was_training = self.model.training
         self.model.eval()
