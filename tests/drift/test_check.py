@@ -53,7 +53,7 @@ def test_report_dict_has_the_cli_contract_and_a_stable_id(reference) -> None:
     c = check_drift(reference, cur, CFG, reference_version="m/v2", render=False)
     d = a.to_dict()
     assert set(d) == {"drift", "status", "window_size", "reference_size", "reference_version", "tests",
-                      "drifted_columns", "evidently", "report_html", "report_json", "report_id"}  # fmt: skip
+                      "drifted_columns", "evidently", "report_html", "report_json", "report_id", "accuracy"}  # fmt: skip
     assert set(d["tests"]["pred_chi2"]) == {"statistic", "p_value", "threshold", "drift"}
     assert a.report_id == b.report_id != c.report_id
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -67,3 +67,50 @@ def test_drift_writes_its_report_once_and_the_trigger_takes_it_back_from_json(
         decision.status == "drift"
         and decision.model_name == Context.load(champion).params.registry.model_name
     )
+
+
+def test_a_window_carries_a_label_free_accuracy_estimate_to_report_run_series_and_alert(
+    champion: Path, fashion: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """ATC is fit on the version's labelled reference; each checked window gets an estimate with an
+    interval in its report, its MLflow run, a point on the version's own run and the alert. (How
+    well it tracks the truth is measured on the default backbone by bench/harm.py: this tiny,
+    under-confident net is where max-softmax ATC is known to fail.)"""
+    import mlflow
+
+    from xferlib.registry import get_version_info
+
+    x, _ = fashion
+    ctx = Context.load(champion)
+    name = ctx.params.registry.model_name
+    ref = load_reference(ctx.wd.reference(name, "1"))
+    assert ref.accuracy is not None and ref.accuracy.n == ref.info["n"]
+
+    estimates = {}
+    for shift in (None, "invert"):
+        folder = write_window(tmp_path / str(shift), x[1500:1700], shift)
+        monitor.score(champion, str(folder), window_id=f"w-{shift}")
+        result = monitor.drift(champion, window_id=f"w-{shift}")
+        est = result.report.accuracy
+        assert est is not None and est.window_size == 200
+        # the tiny champion's reference holds ~90 held-out images: the interval is wide, not useless
+        assert est.low <= est.accuracy <= est.high and est.high - est.low < 0.45
+        saved = json.loads(Path(result.report.report_json or "").read_text())
+        assert saved["accuracy"] == est.to_dict()
+        run = mlflow.MlflowClient(ctx.wd.mlflow_uri).get_run(result.mlflow_run_id or "")
+        assert run.data.metrics["estimated_accuracy"] == pytest.approx(est.accuracy)
+        estimates[shift] = est
+        if shift == "invert":
+            trigger.decide(champion, result)
+    assert estimates[None] != estimates["invert"]
+
+    # the version's own run holds the series, one point per window
+    run_id = get_version_info(ctx.wd.mlflow_uri, name, "1").run_id
+    series = mlflow.MlflowClient(ctx.wd.mlflow_uri).get_metric_history(run_id, "estimated_accuracy")
+    assert len(series) >= 2
+    alerts = [json.loads(line) for line in ctx.wd.alerts.read_text().splitlines()]
+    drift_alert = [a for a in alerts if a["kind"] == "drift_detected"][-1]
+    assert "estimated accuracy" in drift_alert["message"]
+    assert drift_alert["details"]["estimated_accuracy"]["accuracy"] == pytest.approx(
+        estimates["invert"].accuracy
+    )

@@ -4,6 +4,7 @@ Nothing here imports Evidently at import time; `check_drift(..., render=True)` l
 """
 
 from xferlib.drift.check import DriftInputError, DriftReport, TestResult, check_drift, run_tests
+from xferlib.drift.estimate import AccuracyEstimate, AccuracyModel
 from xferlib.drift.features import (
     META_COLUMNS,
     MODEL_COLUMNS,
@@ -22,6 +23,8 @@ from xferlib.drift.reference import (
 )
 
 __all__ = [
+    "AccuracyEstimate",
+    "AccuracyModel",
     "META_COLUMNS",
     "MODEL_COLUMNS",
     "PROPERTY_COLUMNS",

@@ -27,6 +27,7 @@ import pandas as pd
 
 from xferlib.atomic import atomic_write_text
 from xferlib.config import MAX_TEST_FAMILIES, DriftParams
+from xferlib.drift.estimate import AccuracyEstimate
 from xferlib.drift.features import MODEL_COLUMNS, PROPERTY_COLUMNS, feature_columns
 from xferlib.drift.stats import chi2_test, ks_test, mmd_test
 
@@ -58,6 +59,7 @@ class DriftReport:
     report_html: str | None = None
     report_json: str | None = None
     report_id: str = ""
+    accuracy: AccuracyEstimate | None = None  # label-free (ATC); None: the reference has no fit
 
     def to_dict(self) -> dict[str, Any]:
         """The CLI's `--json` object (and the saved report JSON)."""
@@ -68,7 +70,9 @@ class DriftReport:
         """Parse `to_dict()`'s output (a saved report, an event payload); unknown keys are ignored."""
         known = {f.name for f in fields(DriftReport)}
         tests = {k: TestResult(**v) for k, v in raw.get("tests", {}).items()}
-        return DriftReport(**{k: v for k, v in raw.items() if k in known} | {"tests": tests})
+        acc = raw.get("accuracy")
+        parsed = {"tests": tests, "accuracy": AccuracyEstimate.from_dict(acc) if acc else None}
+        return DriftReport(**{k: v for k, v in raw.items() if k in known} | parsed)
 
 
 def check_drift(

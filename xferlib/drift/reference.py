@@ -2,7 +2,8 @@
 
 Layout of a reference directory (`references/<name>/v<N>/` in the workdir):
 `reference.parquet` (monitoring-frame rows), `pca.npz` (the projector, no pickle) and
-`reference.json` (model name/version, n, columns).
+`reference.json` (model name/version, n, columns); `accuracy.json` when the images had labels (the
+label-free accuracy estimator's fit, `drift.estimate`).
 
 Build it from rows the model was NOT fitted on (a validation split): a model is more confident on
 its own training rows, so a training-row reference makes `max_softmax` drift on every clean window.
@@ -21,6 +22,7 @@ import torch
 
 from xferlib.atomic import atomic_write_text, atomic_writer
 from xferlib.config import DriftParams
+from xferlib.drift.estimate import AccuracyModel
 from xferlib.drift.features import PCAProjector, feature_columns, monitoring_frame
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ class Reference:
     frame: pd.DataFrame
     pca: PCAProjector
     info: dict[str, Any]  # model_name, model_version, n, columns, feature_columns
+    accuracy: AccuracyModel | None = None  # ATC's fit (None: built without labels)
 
     @property
     def version(self) -> str:
@@ -92,7 +95,8 @@ def build_model_reference(
 ) -> Reference:
     """A model's own view of held-out images: PCA-reduced embeddings, predictions, properties.
 
-    Subsampled to `cfg.reference_size` before the forward pass, not after.
+    Subsampled to `cfg.reference_size` before the forward pass, not after. With labels, the
+    label-free accuracy estimator is fit on the same rows (`drift.estimate.AccuracyModel`).
     """
     from xferlib.drift.features import image_properties
     from xferlib.models.predictor import Predictor
@@ -106,7 +110,13 @@ def build_model_reference(
     props = image_properties(images.images, np.full(len(images), w), np.full(len(images), h))
     ids = images.ids or [str(i) for i in range(len(images))]
     meta = pd.DataFrame({"image_id": ids, "model_version": model_version})
-    return _write(out_dir, probs, feats, props, model_name, model_version, cfg, None, meta)
+    ref = _write(out_dir, probs, feats, props, model_name, model_version, cfg, None, meta)
+    if images.labels is None:
+        return ref
+    correct = probs.argmax(1) == images.labels.numpy()
+    fit = AccuracyModel.fit(probs.max(1), correct)
+    fit.save(Path(out_dir))
+    return Reference(ref.frame, ref.pca, ref.info, fit)
 
 
 def _write(
@@ -150,5 +160,8 @@ def load_reference(ref_dir: str | Path) -> Reference:
         )
     info = json.loads((ref_dir / "reference.json").read_text())
     return Reference(
-        pd.read_parquet(ref_dir / "reference.parquet"), PCAProjector.load(ref_dir / "pca.npz"), info
+        pd.read_parquet(ref_dir / "reference.parquet"),
+        PCAProjector.load(ref_dir / "pca.npz"),
+        info,
+        AccuracyModel.load(ref_dir),
     )

@@ -6,6 +6,7 @@ the gate); here they are only read, fetched from the version's MLflow run when n
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -21,7 +22,7 @@ from xferlib.data.imageset import ImageList
 from xferlib.stages.results import DriftResult, ScoreResult
 
 if TYPE_CHECKING:
-    from xferlib.drift import DriftReport, Reference
+    from xferlib.drift import AccuracyEstimate, DriftReport, Reference
 
 
 def _reference_for(ctx: Context, name: str, version: str) -> Reference:
@@ -169,10 +170,16 @@ def _check(ctx: Context, frame: pd.DataFrame, out_dir: Path) -> DriftReport:
 
     version = str(frame["model_version"].iloc[-1])
     ref = _reference_for(ctx, ctx.params.registry.model_name, version)
-    return d.check_drift(
+    report = d.check_drift(
         ref.frame, frame, ctx.params.drift, reference_version=version, out_dir=out_dir,
         render=ctx.params.drift.evidently, save_json=False,
     )  # fmt: skip
+    if ref.accuracy is None:  # a reference built without labels: no estimate
+        return report
+    scores = frame["max_softmax"].to_numpy()
+    return dataclasses.replace(
+        report, accuracy=ref.accuracy.estimate(scores, ctx.params.drift.seed)
+    )
 
 
 def _log_report(ctx: Context, out_dir: Path, report: DriftReport) -> str:
@@ -190,5 +197,27 @@ def _log_report(ctx: Context, out_dir: Path, report: DriftReport) -> str:
         artifact_root=ctx.wd.mlflow_artifacts,
     ) as run:
         run.log_metrics(0, {"drift": float(report.drift), "window_size": float(report.window_size)})
+        if report.accuracy is not None:
+            run.log_metrics(0, _estimate_metrics(report.accuracy))
         run.log_artifact(out_dir, "report")
+    if report.accuracy is not None:
+        _log_estimate_series(ctx, report.reference_version, report.accuracy)
     return run.run_id
+
+
+def _estimate_metrics(est: AccuracyEstimate) -> dict[str, float]:
+    return {
+        "estimated_accuracy": est.accuracy,
+        "estimated_accuracy_low": est.low,
+        "estimated_accuracy_high": est.high,
+        "estimated_accuracy_ac": est.average_confidence,
+        "estimated_accuracy_doc": est.doc,
+    }
+
+
+def _log_estimate_series(ctx: Context, version: str, est: AccuracyEstimate) -> None:
+    """One point of the estimate on the version's own run: its MLflow page charts the series."""
+    from xferlib.registry.series import log_version_metrics
+
+    name = ctx.params.registry.model_name
+    log_version_metrics(ctx.wd.mlflow_uri, name, version, _estimate_metrics(est))

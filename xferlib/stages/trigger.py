@@ -15,12 +15,15 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xferlib.atomic import atomic_write_json
 from xferlib.context import Context, read_json
 from xferlib.stages.results import Decision, DriftResult
 from xferlib.workdir import Workdir
+
+if TYPE_CHECKING:
+    from xferlib.drift import AccuracyEstimate
 
 
 @contextlib.contextmanager
@@ -73,14 +76,17 @@ def decide(
     with _locked(ctx.wd) as path:
         raw = _read(path)
         if report.drift:
+            est = report.accuracy
             _send(
                 ctx,
                 "drift_detected",
                 report.reference_version,
-                f"drift in window {result.window_id}: {report.drifted_columns}",
+                f"drift in window {result.window_id}: {report.drifted_columns}"
+                + _estimate_text(est),
                 f"drift:{report.report_id}",
                 report.report_html or "",
                 tests=report.to_dict()["tests"],
+                estimated_accuracy=None if est is None else est.to_dict(),
             )
         decision = should_retrain(report, DriftState.from_dict(raw["drift"]), ctx.params.drift, now)
         retrain, reason = decision.retrain, decision.reason
@@ -95,6 +101,15 @@ def decide(
             _take(raw, report.report_id, now, prior)
         atomic_write_json(path, raw)
     return Decision(retrain, reason, report.status, ctx.params.registry.model_name)
+
+
+def _estimate_text(est: AccuracyEstimate | None) -> str:
+    if est is None:
+        return ""
+    return (
+        f"; estimated accuracy {est.accuracy:.1%} ({est.low:.1%}-{est.high:.1%}, ATC, no labels) "
+        f"vs {est.reference_accuracy:.1%} on the reference"
+    )
 
 
 # A retrain that never reported back (its process was killed) stops blocking new ones after this.
