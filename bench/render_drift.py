@@ -1,7 +1,7 @@
 """Markdown for the drift-power section of README.md / docs (see bench/figures.py).
 
-Reads only `results["drift_power"]` (bench/results/drift_power.json, written by
-bench/drift_power.py); the same file always gives the same text.
+Reads only `results["drift_power"]` and `results["harm"]` (written by bench/drift_power.py and
+bench/harm.py); the same files always give the same text.
 """
 
 from __future__ import annotations
@@ -74,4 +74,47 @@ def drift_power(results: Results) -> str:
     return "\n\n".join([false_alarms(r), detection(r), note])
 
 
-RENDERERS: dict[str, Callable[[Results], str]] = {"drift_power": drift_power}
+def _pts(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def harm_estimates(results: Results) -> str:
+    """bench/harm.py: the label-free estimates' mean absolute error against true accuracy."""
+    r = results.get("harm")
+    if r is None:
+        return "*No result file yet: run `python bench/harm.py` (writes bench/results/harm.json).*"
+    s, t, p = r["summary"], r["targets"], r["provenance"]
+    lines = [
+        "| windows | count | ATC error (points) | AC error | DoC error | ATC 95 % interval covers the truth |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = [("**all**", s["all"])] + list(s["by_group"].items())
+    for name, b in rows:
+        lines.append(
+            f"| {name} | {b['windows']} | {_pts(b['atc_mae'])} | {_pts(b['ac_mae'])} "
+            f"| {_pts(b['doc_mae'])} | {_pct(b['atc_interval_coverage'])} |"
+        )
+    a = s["all"]
+    met = r["met"]
+    verdict = (
+        f"Target: ATC mean absolute error ≤ {_pts(t['atc_mae_max'])} points "
+        f"({'met' if met['atc_mae_max'] else '**missed**'}: {_pts(a['atc_mae'])}) and below AC's "
+        f"({'met' if met['atc_mae_below_ac'] else '**missed**'}: AC {_pts(a['ac_mae'])})."
+    )
+    st = r["setup"]
+    load = f"{p['load_average_start'][0]:.1f}→{p['load_average_end'][0]:.1f}"
+    note = (
+        f"Champion: {st['backbone']} {st['strategy']} at {st['image_size']} px on {st['train']} "
+        f"training images (val accuracy {st['val_accuracy']:.3f}); estimator fit on "
+        f"{st['reference_images']} held-out images (accuracy {st['reference_accuracy']:.3f}); windows "
+        f"of {st['n']} test images, {st['windows']} per cell. Commit `{p['commit'][:7]}`, "
+        f"{p['finished_utc'][:10]}, load average {load}"
+        f"{' (quick smoke run)' if r.get('quick') else ''}."
+    )
+    return "\n\n".join(["\n".join(lines), verdict, note])
+
+
+RENDERERS: dict[str, Callable[[Results], str]] = {
+    "drift_power": drift_power,
+    "harm_estimates": harm_estimates,
+}
