@@ -169,3 +169,32 @@ def _plot_confusion(result: EvalResult, path: Path) -> None:
     fig.tight_layout()
     with atomic_writer(path) as f:
         fig.savefig(f, format="png", dpi=100)
+
+
+def plot_learning_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """Training loss and validation accuracy per epoch (one PNG; phases of lp_ft shaded apart)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    epochs = [int(r["epoch"]) for r in history]
+    fig = Figure(figsize=(8, 3.2))
+    FigureCanvasAgg(fig)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    loss_ax.plot(epochs, [float(r["train_loss"]) for r in history], marker="o")
+    loss_ax.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    accs = [(e, r["val_accuracy"]) for e, r in zip(epochs, history, strict=True)]
+    shown = [(e, float(a)) for e, a in accs if a is not None]
+    if shown:
+        acc_ax.plot(*zip(*shown, strict=True), marker="o", color="tab:green")
+    acc_ax.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
+    for ax in (loss_ax, acc_ax):
+        probe = [e for e, r in zip(epochs, history, strict=True) if r.get("phase") == "probe"]
+        if probe and len(probe) < len(epochs):  # lp_ft: mark the linear-probe phase
+            ax.axvspan(min(probe) - 0.5, max(probe) + 0.5, color="0.9", label="linear probe")
+        ax.grid(alpha=0.3)
+    if loss_ax.get_legend_handles_labels()[1]:
+        loss_ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(path) as f:
+        fig.savefig(f, format="png", dpi=100)

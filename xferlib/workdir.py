@@ -156,6 +156,11 @@ class Workdir:
         """Evaluation results (per set, plots) of the model saved in `model_dir`."""
         return model_dir / "eval"
 
+    @staticmethod
+    def learning_curves(model_dir: Path) -> Path:
+        """Training loss and validation accuracy per epoch of the model in `model_dir` (PNG)."""
+        return model_dir / "learning_curves.png"
+
     @property
     def params_file(self) -> Path:
         return self.root / "params.yaml"

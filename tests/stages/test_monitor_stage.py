@@ -114,3 +114,36 @@ def test_a_window_carries_a_label_free_accuracy_estimate_to_report_run_series_an
     assert drift_alert["details"]["estimated_accuracy"]["accuracy"] == pytest.approx(
         estimates["invert"].accuracy
     )
+
+
+def test_training_runs_carry_learning_curves_and_a_retrain_carries_its_drift_report(
+    champion: Path, fashion: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """MLflow pages worth opening: the train run has its learning curves; a retrain's run has its
+    own and the drift report (JSON, HTML when rendered) of the window that asked for it."""
+    import mlflow
+
+    from tests.flows.conftest import write_feedback
+    from xferlib.registry import get_version_info
+    from xferlib.stages import retrain
+
+    x, y = fashion
+    ctx = Context.load(champion)
+    client = mlflow.MlflowClient(ctx.wd.mlflow_uri)
+    name = ctx.params.registry.model_name
+
+    def files(run_id: str, path: str) -> list[str]:
+        return [f.path for f in client.list_artifacts(run_id, path)]
+
+    v1_run = get_version_info(ctx.wd.mlflow_uri, name, "1").run_id
+    assert files(v1_run, "plots") == ["plots/learning_curves.png"]
+    assert (ctx.wd.model_dir / "learning_curves.png").stat().st_size > 1000
+
+    folder = write_window(tmp_path / "w", x[1700:1800], "invert")
+    monitor.score(champion, str(folder), window_id="w-report")
+    report = monitor.drift(champion, window_id="w-report").report
+    fb = write_feedback(tmp_path / "fb", x[2000:2300], y[2000:2300], "invert")
+    gate = retrain.retrain(champion, fb, drift_report=report.report_id, feedback_id="art").gate
+    assert files(gate.run_id, "plots") == ["plots/learning_curves.png"]
+    attached = [Path(p).name for p in files(gate.run_id, "drift_report")]
+    assert f"drift-{report.report_id}.json" in attached, attached

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from xferlib.config import FinetuneParams
 from xferlib.context import Context
 from xferlib.data.imageset import ImageSet
+from xferlib.workdir import Workdir
 
 if TYPE_CHECKING:
     from xferlib.finetune import TrainResult
@@ -55,6 +56,16 @@ def epoch_logger(run: Tracker) -> Callable[[int, dict[str, Any]], None]:
         run.flush()
 
     return log
+
+
+def log_learning_curves(run: Tracker, result: TrainResult, model_dir: Path) -> None:
+    """The fit's learning curves beside the model and in the run (`plots/`); the per-epoch
+    metrics themselves are already charted by MLflow from `epoch_logger`."""
+    from xferlib.evaluate import plot_learning_curves
+
+    path = Workdir.learning_curves(model_dir)
+    plot_learning_curves(result.history, path)
+    run.log_artifact(path, "plots")
 
 
 def load_split(

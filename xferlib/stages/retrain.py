@@ -23,6 +23,7 @@ from xferlib.release.run import (
     fit,
     load_champion_model,
     load_split,
+    log_learning_curves,
     open_run,
 )
 from xferlib.stages.results import RetrainResult
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from xferlib.config import FinetuneParams
     from xferlib.finetune import TrainResult
     from xferlib.models import Classifier
+    from xferlib.registry.runs import Tracker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,11 +134,22 @@ def _fit_and_gate(
         result = fit(ctx, model, train, val, cfg, on_epoch=epoch_logger(run))
         extra = {"data_version": data_version, "strategy": cfg.strategy}
         save_model(model, out_dir, classes, extra)
+        log_learning_curves(run, result, out_dir)
+        _log_drift_report(ctx, run, lineage["xfer.drift_report"])
         inputs = GateInputs(fb.test, load_split(ctx, "test"), _reference_images(ctx, fb))
         gate = register_and_gate(
             ctx, run, model, classes, inputs, model_dir=out_dir, lineage=lineage
         )
     return result, gate
+
+
+def _log_drift_report(ctx: Context, run: Tracker, report_id: str) -> None:
+    """The drift report that asked for this retrain (HTML + JSON), in the retrain's own run, so
+    its MLflow page shows why it exists. A report id from elsewhere (not in this work dir's
+    reports) stays a tag only."""
+    found = sorted(ctx.wd.reports.glob(f"*/drift-{report_id}.json")) if report_id else []
+    if found:
+        run.log_artifact(found[-1].parent, "drift_report")
 
 
 def _retrain_config(ctx: Context) -> FinetuneParams:

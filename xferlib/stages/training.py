@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 from xferlib.context import Context, PathLike, write_json
 from xferlib.data.imageset import ImageSet
 from xferlib.release.gate import GateInputs, GateResult, register_and_gate
-from xferlib.release.run import build_model, epoch_logger, fit, load_split, open_run
+from xferlib.release.run import (
+    build_model,
+    epoch_logger,
+    fit,
+    load_split,
+    log_learning_curves,
+    open_run,
+)
 from xferlib.stages.results import Distributed, EvalStageResult, TrainStageResult
 
 if TYPE_CHECKING:
@@ -120,6 +127,7 @@ def train_in_process(
     run_name = f"train-{ctx.params.finetune.strategy}"
     with open_run(ctx, run_name, tags={**(tags or {}), "xfer.data_version": data_version}) as run:
         result = _fit_and_save(ctx, model, classes, data_version, run_fit, epoch_logger(run))
+        log_learning_curves(run, result, ctx.wd.model_dir)
         gate = _gate_first_train(ctx, run, model, classes, val_set, lineage)
     return TrainStageResult(result, registered=True, data_version=data_version, gate=gate)
 
