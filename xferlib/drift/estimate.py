@@ -12,6 +12,11 @@ Baselines: AC, the mean max softmax (what NannyML's CBPE reduces to for multicla
 The interval is a percentile bootstrap that resamples the reference rows (the threshold is refit
 on each replicate) *and* the window's rows, so it covers both sources of noise.
 
+How far to trust it is measured by bench/harm.py (docs/performance.md): close on clean and
+label-shifted windows, optimistic under strong corruption (the model stays confident on images it
+now gets wrong), so an estimated drop is a floor under the real one; the interval is a sampling
+interval, not a bound on that bias.
+
 Fitted when a version's reference is built (`accuracy.json` beside it, stored with the version);
 estimated for each window the monitor checks (the drift report, its MLflow run, the alert).
 """
