@@ -64,7 +64,7 @@ def init_repo(root: Path | str, remote: str | None = None) -> None:
         _dvc(root, "init", "-q")
     url = remote or remote_url(root)  # re-running without a remote keeps the configured one
     if remote or not url:
-        url = url or str(Workdir(root).dvc_remote)
+        url = url or Workdir(root).dvc_remote
         _dvc(root, "remote", "add", "--default", "--force", REMOTE_NAME, url)
     endpoint = env.s3_endpoint()
     if url.startswith("s3://") and endpoint:

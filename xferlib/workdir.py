@@ -30,9 +30,11 @@ class Workdir:
         return self.root / "quarantine"
 
     @property
-    def dvc_remote(self) -> Path:
-        """Default local DVC remote (used when no remote is configured)."""
-        return Path(env.dvc_remote() or self.root / ".dvcstore")
+    def dvc_remote(self) -> str:
+        """The DVC remote used when none is configured: XFER_DVC_REMOTE, else `<root>/.dvcstore`.
+
+        A string, not a Path: `Path("s3://b/p")` collapses the URL to `s3:/b/p`."""
+        return env.dvc_remote() or str(self.root / ".dvcstore")
 
     # --- pipeline outputs (dvc.yaml stages) ---
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -42,7 +43,7 @@ def test_track_push_clone_pull_gives_same_manifest_and_version(tmp_path, img, pa
     assert str(version) == f"md5:{version.md5}@{version.git_rev[:7]}"
     assert git(wd.root, "status", "--porcelain", "--", "data") == ""  # .dvc + .gitignore committed
     push(wd.root, [wd.dataset("source")])
-    assert any(wd.dvc_remote.rglob("*.dir"))
+    assert any(Path(wd.dvc_remote).rglob("*.dir"))
 
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(wd.root), str(clone))

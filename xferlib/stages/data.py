@@ -46,7 +46,7 @@ def init(workdir: str | os.PathLike[str] | None, remote: str | None = None) -> I
     if not wd.gitignore.exists():
         atomic_write_text(wd.gitignore, _GITIGNORE)
     versioning.init_repo(wd.root, remote)
-    return InitResult(workdir=str(wd.root), remote=remote or str(wd.dvc_remote))
+    return InitResult(workdir=str(wd.root), remote=versioning.remote_url(wd.root))
 
 
 def ensure_init(wd: Workdir) -> None:
