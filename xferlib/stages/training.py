@@ -64,18 +64,12 @@ def launch(
 ) -> TrainStageResult:
     """Train on `nproc` torchrun processes of this node and return rank 0's result.
 
-    `linear_probe` trains a head on cached features: N processes repeating that cheap work gain
-    nothing, so it runs in this process (rank 0 only, features extracted once) and says so.
-    """
+    Refused before anything starts when `finetune.launch.check` says N processes cannot do it
+    (`linear_probe` with N > 1, a global batch that does not split)."""
     from xferlib.finetune import launch as tr
 
     ctx = Context.load(workdir, params_path)
     tr.check(ctx.params, nproc)
-    kw: dict[str, Any] = {"params_path": params_path, "resume": resume, "register": register}
-    if ctx.params.finetune.strategy == "linear_probe":
-        result = train_in_process(workdir, tags=tags, **kw)
-        note = "linear_probe runs on rank 0 only"
-        return dataclasses.replace(result, distributed=Distributed(nproc, None, note))
     backend = tr.resolve_backend(ctx.params.distributed.backend)
     args = ["--params", str(Path(params_path).resolve())] if params_path else []
     args += (["--resume"] if resume else []) + ([] if register else ["--no-register"])
