@@ -175,6 +175,14 @@ class Workdir:
         return self.root / ".gitignore"
 
     @property
+    def pipeline_files(self) -> tuple[Path, ...]:
+        """What git holds of the pipeline: its definition, parameters, lock, and the metrics and
+        plots DVC keeps out of its cache (`cache: false`); DVC's own outs are in `dvc.lock`."""
+        return (
+            self.params_file, self.dvc_yaml, self.dvc_lock, self.gitignore, self.metrics, self.plots
+        )  # fmt: skip
+
+    @property
     def mlflow_uri(self) -> str:
         return env.mlflow_tracking_uri() or f"sqlite:///{self.mlflow_db}"
 
