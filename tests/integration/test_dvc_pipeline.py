@@ -3,6 +3,7 @@ and the CLI's one-line errors."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -122,8 +123,16 @@ def test_dvc_repro_registers_and_gates_like_xfer_train_and_exp_run_changes_a_par
         ["dvc", "repro"], cwd=workdir, env=ENV, check=True, capture_output=True, text=True
     )
     assert "didn't change" in again.stdout or "up to date" in again.stdout.lower()
-    subprocess.run(["git", "add", "-A"], cwd=workdir, check=True)
-    subprocess.run(["git", "commit", "-qm", "baseline"], cwd=workdir, check=True)
+    git(workdir, "commit", "-qm", "baseline", "--", "dvc.lock")  # the one step DVC leaves us
+    assert git(workdir, "status", "--porcelain") == ""
+    dvc = functools.partial(subprocess.run, env=ENV, capture_output=True, text=True)
+    assert dvc(["dvc", "push"], cwd=workdir).returncode == 0
+    clone = workdir.parent / "clone"  # git clone + dvc pull: the whole pipeline, up to date
+    subprocess.run(["git", "clone", "-q", str(workdir), str(clone)], check=True)
+    assert dvc(["dvc", "pull"], cwd=clone).returncode == 0
+    for out in ("model/model.pt", "prepared/splits.parquet", "metrics/eval.json"):
+        assert (clone / out).read_bytes() == (workdir / out).read_bytes(), out
+    assert "up to date" in dvc(["dvc", "status"], cwd=clone).stdout
     exp = subprocess.run(
         ["dvc", "exp", "run", "-S", "finetune.lr_head=5.0e-2"],
         cwd=workdir,
