@@ -51,19 +51,19 @@ def train(
     n = tr.resolve_nproc(ctx.params, nproc)
     if n > 1:
         tr.check(ctx.params, n)  # refused before anything is committed or started
-    tags = {**_commit_pipeline(ctx, "train"), **(tags or {})}
+    tags = {**_commit_pipeline(ctx, "xfer: pipeline before train"), **(tags or {})}
     kw: dict[str, Any] = {"params_path": params_path, "resume": resume, "register": register}
     if n == 1:
         return train_in_process(workdir, tags=tags, **kw)
     return launch(workdir, n, tags=tags, **kw)
 
 
-def _commit_pipeline(ctx: Context, stage: str, when: str = "before ") -> dict[str, str]:
+def _commit_pipeline(ctx: Context, message: str) -> dict[str, str]:
     """Commit the pipeline's files (`versioning.commit_pipeline`); the tag naming the commit a
     model comes from (or, inside `dvc exp run`, the experiment)."""
     from xferlib import env, versioning
 
-    rev = versioning.commit_pipeline(ctx.wd.root, f"xfer: pipeline {when}{stage}")
+    rev = versioning.commit_pipeline(ctx.wd.root, message)
     if exp := env.dvc_experiment():  # DVC commits the experiment itself, on its own ref
         return {"xfer.dvc_exp": exp}
     return {"xfer.pipeline_rev": rev} if rev else {}
@@ -183,5 +183,5 @@ def evaluate(workdir: PathLike, params_path: str | None = None) -> EvalStageResu
     write_eval(result, ctx.wd.eval_json, ctx.wd.plots)
     # the last stage commits after its work: metrics and plots too (the pipeline's other files
     # are committed before a stage starts; DVC adds this stage's lock entry after it exits)
-    _commit_pipeline(ctx, f"evaluate: accuracy {result.accuracy:.4f}", when="")
+    _commit_pipeline(ctx, f"xfer: evaluate, test accuracy {result.accuracy:.4f}")
     return EvalStageResult(result)
