@@ -218,6 +218,9 @@ def _run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
 
 
 def _first_error(text: str) -> str:
+    """The first ERROR/fatal line; a full disk said in the words every other layer uses."""
+    if "Out of diskspace" in text or "No space left on device" in text:
+        return "No space left on device (in the work dir); free disk space and run it again"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in lines:
         if ln.startswith(("ERROR", "error:", "fatal:")):
