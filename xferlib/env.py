@@ -54,6 +54,12 @@ def dvc_remote() -> str | None:
     return _get("XFER_DVC_REMOTE")
 
 
+def dvc_experiment() -> str | None:
+    """DVC_EXP_NAME (or DVC_EXP_BASELINE_REV): the experiment `dvc exp run` is running a stage of
+    (DVC commits it on a ref of its own)."""
+    return _get("DVC_EXP_NAME") or _get("DVC_EXP_BASELINE_REV")
+
+
 def mlflow_tracking_uri() -> str | None:
     """MLFLOW_TRACKING_URI: an MLflow server instead of the embedded sqlite store."""
     return _get("MLFLOW_TRACKING_URI")

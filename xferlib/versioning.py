@@ -62,9 +62,11 @@ def init_repo(root: Path | str, remote: str | None = None) -> None:
             _git(root, "config", "--local", key, value)
     if not (root / ".dvc").exists():
         _dvc(root, "init", "-q")
+    # `dvc repro` then `git add`s the dvc.lock (and .gitignore) it changed when it ends
+    _dvc(root, "config", "core.autostage", "true")
     url = remote or remote_url(root)  # re-running without a remote keeps the configured one
     if remote or not url:
-        url = url or str(Workdir(root).dvc_remote)
+        url = url or Workdir(root).dvc_remote
         _dvc(root, "remote", "add", "--default", "--force", REMOTE_NAME, url)
     endpoint = env.s3_endpoint()
     if url.startswith("s3://") and endpoint:
@@ -75,6 +77,24 @@ def init_repo(root: Path | str, remote: str | None = None) -> None:
         "xfer: init data versioning",
         [".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"],
     )
+
+
+def commit_pipeline(root: Path | str, message: str) -> str:
+    """Commit the pipeline's files as they stand (`Workdir.pipeline_files`); the commit (HEAD).
+
+    A stage calls this first, so a model names a commit holding its params and the lock entries
+    of the stages before it. DVC writes a stage's lock entry only after its command exits, so the
+    last stage's entry is left for the next commit (`core.autostage` stages it). Not inside
+    `dvc exp run`: DVC commits the experiment on a ref of its own, and a commit to the branch
+    would move the experiment's baseline under it. '' when `root` is not a git repo.
+    """
+    root = Path(root).resolve()
+    if not (root / ".git").exists():
+        return ""
+    if not env.dvc_experiment():
+        paths = [_relative(root, p) for p in Workdir(root).pipeline_files]
+        _commit(root, message, paths)
+    return _git(root, "rev-parse", "--verify", "-q", "HEAD", check=False).strip()
 
 
 def track(root: Path | str, dataset_dir: Path | str) -> DataVersion:
@@ -143,6 +163,8 @@ def _with_retries(root: Path, args: list[str], retries: int, backoff: float) -> 
 def _commit(root: Path, message: str, paths: list[str]) -> None:
     """Commit just these paths (others' staged work is left alone); no-op when unchanged."""
     existing = [p for p in paths if (root / p).exists()]
+    if not existing:  # `git commit --` without paths would commit whatever else is staged
+        return
     _git(root, "add", "--", *existing)
     if _run(
         [_tool("git"), "diff", "--cached", "--quiet", "--", *existing], root, check=False
@@ -196,6 +218,9 @@ def _run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
 
 
 def _first_error(text: str) -> str:
+    """The first ERROR/fatal line; a full disk said in the words every other layer uses."""
+    if "Out of diskspace" in text or "No space left on device" in text:
+        return "No space left on device (in the work dir); free disk space and run it again"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in lines:
         if ln.startswith(("ERROR", "error:", "fatal:")):

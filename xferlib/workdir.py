@@ -30,9 +30,11 @@ class Workdir:
         return self.root / "quarantine"
 
     @property
-    def dvc_remote(self) -> Path:
-        """Default local DVC remote (used when no remote is configured)."""
-        return Path(env.dvc_remote() or self.root / ".dvcstore")
+    def dvc_remote(self) -> str:
+        """The DVC remote used when none is configured: XFER_DVC_REMOTE, else `<root>/.dvcstore`.
+
+        A string, not a Path: `Path("s3://b/p")` collapses the URL to `s3:/b/p`."""
+        return env.dvc_remote() or str(self.root / ".dvcstore")
 
     # --- pipeline outputs (dvc.yaml stages) ---
     @property
@@ -176,6 +178,14 @@ class Workdir:
     @property
     def gitignore(self) -> Path:
         return self.root / ".gitignore"
+
+    @property
+    def pipeline_files(self) -> tuple[Path, ...]:
+        """What git holds of the pipeline: its definition, parameters, lock, and the metrics and
+        plots DVC keeps out of its cache (`cache: false`); DVC's own outs are in `dvc.lock`."""
+        return (
+            self.params_file, self.dvc_yaml, self.dvc_lock, self.gitignore, self.metrics, self.plots
+        )  # fmt: skip
 
     @property
     def mlflow_uri(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -42,7 +43,7 @@ def test_track_push_clone_pull_gives_same_manifest_and_version(tmp_path, img, pa
     assert str(version) == f"md5:{version.md5}@{version.git_rev[:7]}"
     assert git(wd.root, "status", "--porcelain", "--", "data") == ""  # .dvc + .gitignore committed
     push(wd.root, [wd.dataset("source")])
-    assert any(wd.dvc_remote.rglob("*.dir"))
+    assert any(Path(wd.dvc_remote).rglob("*.dir"))
 
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(wd.root), str(clone))
@@ -99,3 +100,34 @@ def test_init_again_without_remote_keeps_the_configured_one(tmp_path):
     init_repo(tmp_path / "work", remote="s3://bucket/keep")
     init_repo(tmp_path / "work")
     assert remote_url(tmp_path / "work") == "s3://bucket/keep"
+
+
+def test_init_commits_the_pipeline_and_a_stage_commits_it_except_inside_a_dvc_experiment(
+    tmp_path, monkeypatch
+):
+    from xferlib import versioning
+    from xferlib.stages import data
+
+    wd = tmp_path / "w"
+    data.init(wd)
+    assert {"params.yaml", "dvc.yaml", ".gitignore", ".dvc/config"} <= set(
+        git(wd, "ls-files").split()
+    )
+    assert git(wd, "status", "--porcelain") == ""
+    assert "autostage = true" in (wd / ".dvc" / "config").read_text()  # dvc repro stages dvc.lock
+
+    (wd / "params.yaml").write_text((wd / "params.yaml").read_text() + "# edited\n")
+    (wd / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    head = git(wd, "rev-parse", "HEAD").strip()
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-1")  # DVC commits an experiment on its own ref
+    assert versioning.commit_pipeline(wd, "inside an experiment") == head
+    assert sorted(git(wd, "status", "--porcelain").splitlines()) == [
+        " M params.yaml",
+        "?? dvc.lock",
+    ]
+    monkeypatch.delenv("DVC_EXP_NAME")
+    rev = versioning.commit_pipeline(wd, "xfer: pipeline before train")
+    assert rev != head and rev == git(wd, "rev-parse", "HEAD").strip()
+    assert git(wd, "status", "--porcelain") == ""
+    assert versioning.commit_pipeline(wd, "nothing changed") == rev
+    assert versioning.commit_pipeline(tmp_path / "not-a-repo", "x") == ""

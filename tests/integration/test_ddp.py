@@ -166,3 +166,35 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused_before_launch(
 ) -> None:
     with pytest.raises(ConfigError, match="batch_size=32 is not divisible by --nproc 3"):
         training.launch(prepared, nproc=3, register=False)
+
+
+@pytest.mark.parametrize("how", ["--nproc", "XFER_TRAIN_NPROC"])
+def test_linear_probe_on_two_processes_is_refused_in_one_line_not_run_on_one(
+    how: str,
+    prepared: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    wd = tmp_path / "w"
+    shutil.copytree(prepared, wd, symlinks=True)
+    raw = yaml.safe_load((wd / "params.yaml").read_text())
+    raw["finetune"]["strategy"] = "linear_probe"
+    (wd / "params.yaml").write_text(yaml.safe_dump(raw))
+    before = _files(wd)
+    monkeypatch.delenv(distributed.NPROC_ENV, raising=False)
+    args = ["train", "--workdir", str(wd), "--no-register"]
+    if how == "--nproc":
+        args += ["--nproc", "2"]
+    else:
+        monkeypatch.setenv(distributed.NPROC_ENV, "2")
+
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "linear_probe" in err and "does not distribute over 2 processes" in err
+    assert "--nproc 1" in err and "finetune.strategy full" in err  # the fix, in the message
+    assert _files(wd) == before  # nothing trained, not even on one process
+    with pytest.raises(ConfigError, match="linear_probe"):
+        distributed.check(Params(), 2)  # the shipped default strategy
+    distributed.check(Params(), 1)

@@ -206,3 +206,42 @@ def test_dvc_push_then_clone_and_pull_through_s3(
     for name, data in files.items():
         assert (clone / "data" / "images" / name).read_bytes() == data
     shutil.rmtree(clone)
+
+
+@pytest.mark.parametrize("how", ["--remote", "XFER_DVC_REMOTE"])
+def test_init_with_an_s3_remote_keeps_the_url_and_endpoint_and_ingest_pushes_to_it(
+    how: str, s3_bucket: str, s3_env: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    from xferlib import cli, versioning
+
+    url, wd = f"s3://{s3_bucket}/dvc", tmp_path / "wd"
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):  # DVC's s3fs rejects /dev/null
+        (tmp_path / name).write_text("")
+        monkeypatch.setenv(name, str(tmp_path / name))
+    if how == "--remote":
+        assert cli.main(["init", "--workdir", str(wd), "--remote", url]) == 0
+    else:  # the default remote from the environment, once mangled by Path() into s3:/bucket/dvc
+        monkeypatch.setenv("XFER_DVC_REMOTE", url)
+        assert cli.main(["init", "--workdir", str(wd)]) == 0
+    config = (wd / ".dvc" / "config").read_text()
+    assert f"url = {url}\n" in config and "s3:/" + s3_bucket not in config
+    assert versioning.remote_url(wd) == url
+    # the endpoint is the environment's (infrastructure): in the uncommitted config.local
+    assert s3_env.endpoint not in config
+    shown = subprocess.run(
+        [versioning._tool("dvc"), "config", f"remote.{versioning.REMOTE_NAME}.endpointurl"],
+        cwd=wd, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert shown.stdout.strip() == s3_env.endpoint
+
+    for label in ("cat", "dog"):
+        (tmp_path / "src" / label).mkdir(parents=True)
+        for i in range(3):
+            pixel = (i * 40, 100 if label == "cat" else 200, 7)
+            Image.new("RGB", (16, 16), pixel).save(tmp_path / "src" / label / f"{i}.png")
+    assert cli.main(["ingest", str(tmp_path / "src"), "--workdir", str(wd)]) == 0
+    pushed = storage.list_uris(f"{url}/")
+    assert any(u.endswith(".dir") for u in pushed) and len(pushed) >= 3
+    assert not list((wd / ".dvcstore").glob("*"))  # nothing went to the local default

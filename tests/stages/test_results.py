@@ -99,7 +99,7 @@ def test_nested_objects_serialise_as_the_old_dicts() -> None:
     assert drift["tests"]["pred_chi2"] == {"statistic": 30.0, "p_value": 0.001, "threshold": 0.01,
                                            "drift": True}  # fmt: skip
     assert "mlflow_run_id" not in drift  # the saved report JSON is written before the run exists
-    assert r.Distributed(1, None, "linear_probe runs on rank 0 only").to_dict()["note"]
+    assert r.Distributed(2, "gloo").to_dict() == {"nproc": 2, "backend": "gloo"}
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,9 @@ def _add_training(add: Adder) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument(
-        "--no-register", action="store_true", help="do not log to MLflow / register (dvc repro)"
+        "--no-register",
+        action="store_true",
+        help="fit and save model/ only: no MLflow run, no version, no gate",
     )
     p.add_argument(
         "--nproc",

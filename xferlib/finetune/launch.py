@@ -47,9 +47,18 @@ def resolve_backend(backend: str) -> str:
 
 
 def check(params: Params, nproc: int) -> None:
-    """Refuse a process count the global batch cannot be split over, in one line."""
+    """Refuse, in one line, what N processes cannot do: a linear probe, or a global batch that
+    does not split evenly."""
     if nproc < 1:
         raise ConfigError(f"nproc={nproc} must be at least 1 (the processes per node)")
+    if nproc > 1 and params.finetune.strategy == "linear_probe":
+        # N ranks would each extract the same features and fit the same head: no gain, so no
+        # silent single process either.
+        raise ConfigError(
+            f"finetune.strategy=linear_probe trains a head on cached features and does not "
+            f"distribute over {nproc} processes; use --nproc 1 (or unset {NPROC_ENV} / "
+            "distributed.nproc), or finetune.strategy full, lp_ft, gradual_unfreeze or scratch"
+        )
     batch = params.finetune.batch_size
     if batch % nproc:
         raise ConfigError(

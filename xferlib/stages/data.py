@@ -46,7 +46,8 @@ def init(workdir: str | os.PathLike[str] | None, remote: str | None = None) -> I
     if not wd.gitignore.exists():
         atomic_write_text(wd.gitignore, _GITIGNORE)
     versioning.init_repo(wd.root, remote)
-    return InitResult(workdir=str(wd.root), remote=remote or str(wd.dvc_remote))
+    versioning.commit_pipeline(wd.root, "xfer: init the pipeline (params.yaml, dvc.yaml)")
+    return InitResult(workdir=str(wd.root), remote=versioning.remote_url(wd.root))
 
 
 def ensure_init(wd: Workdir) -> None:
@@ -93,6 +94,7 @@ def prepare(
     from xferlib.data.splits import LABEL_MAP, SPLITS, make_splits
 
     ctx = Context.load(workdir, params_path)
+    versioning.commit_pipeline(ctx.wd.root, "xfer: pipeline before prepare")
     p = ctx.params
     ds = ctx.wd.dataset(p.data.dataset)
     manifest = read_manifest(ds)

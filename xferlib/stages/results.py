@@ -60,12 +60,10 @@ class Distributed:
     """How a training run was spread over processes (`xfer train --nproc N`)."""
 
     nproc: int
-    backend: str | None
-    note: str | None = None
+    backend: str
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"nproc": self.nproc, "backend": self.backend}
-        return out if self.note is None else {**out, "note": self.note}
+        return {"nproc": self.nproc, "backend": self.backend}
 
 
 @dataclass(frozen=True)

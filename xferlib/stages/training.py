@@ -50,14 +50,30 @@ def train(
     tags: dict[str, str] | None = None,
 ) -> TrainStageResult:
     """`dvc.yaml` stage train on `finetune.launch.resolve_nproc` processes: here for one, else
-    `launch`. With `register`, also the tracked run, registration, gate and reference."""
-    from xferlib.finetune.launch import resolve_nproc
+    `launch`. With `register`, also the tracked run, registration, gate and reference, tagged
+    with the commit of the pipeline it trained from (or the `dvc exp run` experiment)."""
+    from xferlib.finetune import launch as tr
 
-    n = resolve_nproc(Context.load(workdir, params_path).params, nproc)
+    ctx = Context.load(workdir, params_path)
+    n = tr.resolve_nproc(ctx.params, nproc)
+    if n > 1:
+        tr.check(ctx.params, n)  # refused before anything is committed or started
+    tags = {**_commit_pipeline(ctx, "xfer: pipeline before train"), **(tags or {})}
     kw: dict[str, Any] = {"params_path": params_path, "resume": resume, "register": register}
     if n == 1:
         return train_in_process(workdir, tags=tags, **kw)
     return launch(workdir, n, tags=tags, **kw)
+
+
+def _commit_pipeline(ctx: Context, message: str) -> dict[str, str]:
+    """Commit the pipeline's files (`versioning.commit_pipeline`); the tag naming the commit a
+    model comes from (or, inside `dvc exp run`, the experiment)."""
+    from xferlib import env, versioning
+
+    rev = versioning.commit_pipeline(ctx.wd.root, message)
+    if exp := env.dvc_experiment():  # DVC commits the experiment itself, on its own ref
+        return {"xfer.dvc_exp": exp}
+    return {"xfer.pipeline_rev": rev} if rev else {}
 
 
 def launch(
@@ -71,18 +87,12 @@ def launch(
 ) -> TrainStageResult:
     """Train on `nproc` torchrun processes of this node and return rank 0's result.
 
-    `linear_probe` trains a head on cached features: N processes repeating that cheap work gain
-    nothing, so it runs in this process (rank 0 only, features extracted once) and says so.
-    """
+    Refused before anything starts when `finetune.launch.check` says N processes cannot do it
+    (`linear_probe` with N > 1, a global batch that does not split)."""
     from xferlib.finetune import launch as tr
 
     ctx = Context.load(workdir, params_path)
     tr.check(ctx.params, nproc)
-    kw: dict[str, Any] = {"params_path": params_path, "resume": resume, "register": register}
-    if ctx.params.finetune.strategy == "linear_probe":
-        result = train_in_process(workdir, tags=tags, **kw)
-        note = "linear_probe runs on rank 0 only"
-        return dataclasses.replace(result, distributed=Distributed(nproc, None, note))
     backend = tr.resolve_backend(ctx.params.distributed.backend)
     args = ["--params", str(Path(params_path).resolve())] if params_path else []
     args += (["--resume"] if resume else []) + ([] if register else ["--no-register"])
@@ -179,4 +189,7 @@ def evaluate(workdir: PathLike, params_path: str | None = None) -> EvalStageResu
         Predictor.from_classifier(model, meta["class_names"]), load_split(ctx, "test")
     )
     write_eval(result, ctx.wd.eval_json, ctx.wd.plots)
+    # the last stage commits after its work: metrics and plots too (the pipeline's other files
+    # are committed before a stage starts; DVC adds this stage's lock entry after it exits)
+    _commit_pipeline(ctx, f"xfer: evaluate, test accuracy {result.accuracy:.4f}")
     return EvalStageResult(result)
