@@ -76,9 +76,14 @@ class XferPyfuncModel(PythonModel):
         model, meta = load_model(context.artifacts[ARTIFACT], expected_sha256=expected)
         self.predictor = Predictor(model, meta, name="", version="")
 
-    # Deliberately unannotated: MLflow reads predict's type hints to build a schema of its own,
-    # warns on any it cannot use, and the explicit `signature()` is the contract anyway.
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    # `np.ndarray` bare: MLflow reads predict's hints, and this is the one it takes as "no schema
+    # of my own" (the explicit `signature()` is the contract) without warning
+    def predict(
+        self,
+        context: Any,
+        model_input: np.ndarray,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
         """`model_input`: uint8 `(N, H, W, 3)`; returns `prediction_frame` of the Predictor's output."""
         return prediction_frame(self.predictor.predict(as_nchw(model_input)))
 
