@@ -78,6 +78,8 @@ def test_promote_reject_rollback_and_history(
 
     back = registry.rollback(tracking_uri, name)
     assert (back.champion_before, back.champion_after) == (v2, v1)
+    said = registry.get_version_info(tracking_uri, name, v2).description
+    assert said.startswith("**Promoted**") and said.endswith(f"v{v1} is champion again.")
     assert registry.champion_version(tracking_uri, name) == v1
     with pytest.raises(LookupError, match="no previous-champion"):
         registry.rollback(tracking_uri, name)  # v1 replaced nothing: nowhere further back

@@ -21,7 +21,8 @@ running `apply_decision` / `resume` again; see `decision_steps`):
   4. audit row (experiment `xfer-registry-audit`), written once per decision_id.
   5. `xfer.gate.status=done` - last, so "applying" on any version means steps 2-4 may be missing.
 A version can only become champion after step 1 recorded `decision=promoted` for it.
-Rollback follows the same shape: tags (rolled_back, rollback_to, applying) -> champion (commit)
+Rollback follows the same shape: a note appended to the description, tags (rolled_back,
+rollback_to, applying) -> champion (commit)
 -> previous-champion := the restored version's own predecessor (from the audit) or removed ->
 audit -> done. Any "applying" version blocks new decisions until `resume` finishes it.
 """

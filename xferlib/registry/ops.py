@@ -189,6 +189,9 @@ def rollback(tracking_uri: str, name: str) -> AuditRow:
         uuid.uuid4().hex,
     )
     record = {DECISION: "rolled_back", DECISION_ID: row.decision_id, ROLLBACK_TO: target}
+    said = get_version_info(tracking_uri, name, current).description
+    note = f"**Rolled back** (`{row.decision_id}`): v{target} is champion again."
+    describe_version(tracking_uri, name, current, f"{said}\n\n---\n\n{note}" if said else note)
     tag_version(tracking_uri, name, current, {**record, STATUS: "applying"})
     _finish_rollback(tracking_uri, name, row)
     return [r for r in history(tracking_uri, name) if r.decision_id == row.decision_id][-1]
