@@ -115,9 +115,6 @@ class RegistryParams:
     max_forgetting: float = 0.01  # and may lose at most this much on the original ID holdout
     # floor on the holdout metric: what guards the first version, which has no champion to beat
     min_accuracy: float = 0.5
-    # also log an `mlflow.pytorch` model (torch.export, uint8 images in -> logits out) for
-    # `mlflow models serve`; xfer itself loads the verified state_dict under xfer_model/
-    pytorch_flavor: bool = True
 
     def check(self) -> None:
         _range("registry.min_improvement", self.min_improvement, 0.0, 1.0)
@@ -249,6 +246,13 @@ def _describe(tp: Any) -> str:
     return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
+# keys that existed once: say what replaced them rather than just "unknown"
+_REMOVED = {
+    "registry.pytorch_flavor": "every registered version is now one MLflow pyfunc model "
+    "(xferlib/registry/pyfunc_model.py) that `mlflow models serve` takes; delete the key",
+}
+
+
 def _section(cls: type, name: str, raw: Any) -> Any:
     if raw is None:
         raw = {}
@@ -257,6 +261,8 @@ def _section(cls: type, name: str, raw: Any) -> Any:
     hints = typing.get_type_hints(cls)
     valid = [f.name for f in fields(cls)]
     for key, value in raw.items():
+        if f"{name}.{key}" in _REMOVED:
+            raise ConfigError(f"{name}.{key} was removed: {_REMOVED[f'{name}.{key}']}")
         if key not in valid:
             raise ConfigError(
                 f"unknown key {name}.{key}; valid keys of {name!r}: {', '.join(valid)}"

@@ -37,7 +37,6 @@ TINY = {
     },
     "retrain": {"strategy": "full", "epochs": 4, "replay_size": 1000},
     "drift": {"min_window": 60, "permutations": 99, "reference_size": 300},
-    "registry": {"pytorch_flavor": False},  # no torch.export copy per version: seconds each
 }
 
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pytest
 import torch
 
+from tests.registry_helpers import stored_model_dir
 from xferlib import registry
 from xferlib.config import RegistryParams
 from xferlib.models import Classifier, ModelIntegrityError, create_backbone
 from xferlib.registry import CandidateMetrics, decide_promotion
-from xferlib.registry.client import mlflow_client
 
 pytestmark = pytest.mark.integration
 CFG = RegistryParams()  # the shipped gate: min_improvement 0.01, max_forgetting 0.01, floor 0.5
@@ -61,18 +60,26 @@ def test_promote_reject_rollback_and_history(
     v1, v2, v3 = versions
     assert promote(tracking_uri, name, v1, 0.5, 0.9).action == "promoted"
     assert promote(tracking_uri, name, v2, 0.7, 0.9).champion_before == v1
-    aliases = registry.get_version_info(tracking_uri, name, v2).aliases
-    assert registry.champion_version(tracking_uri, name) == v2 and "champion" in aliases
+    info = registry.get_version_info(tracking_uri, name, v2)
+    assert registry.champion_version(tracking_uri, name) == v2 and info.aliases == ["champion"]
+    assert info.description.startswith(f"**Promoted** to champion, replacing v{v1}.")
+    assert "| new labelled data | 0.7000 | 0.5000 |" in info.description  # challenger, champion
     assert registry.resolve_uri(f"models:/{name}@previous-champion", tracking_uri)[1] == v1
 
     rejected = promote(tracking_uri, name, v3, 0.4, 0.9)  # worse on the new data
     assert rejected.action == "rejected" and "too small" in rejected.reasons
     assert registry.champion_version(tracking_uri, name) == v2
-    tags = registry.get_version_info(tracking_uri, name, v3).tags
+    info = registry.get_version_info(tracking_uri, name, v3)
+    tags = info.tags
     assert tags["xfer.gate.decision"] == "rejected" and tags["xfer.gate.status"] == "done"
+    assert info.aliases == ["challenger"]  # the last candidate, rejected: it stays challenger
+    assert info.description.startswith(f"**Rejected**: the champion v{v2} stays.")
+    assert "- new data: " in info.description and "too small" in info.description
 
     back = registry.rollback(tracking_uri, name)
     assert (back.champion_before, back.champion_after) == (v2, v1)
+    said = registry.get_version_info(tracking_uri, name, v2).description
+    assert said.startswith("**Promoted**") and said.endswith(f"v{v1} is champion again.")
     assert registry.champion_version(tracking_uri, name) == v1
     with pytest.raises(LookupError, match="no previous-champion"):
         registry.rollback(tracking_uri, name)  # v1 replaced nothing: nowhere further back
@@ -100,23 +107,28 @@ def test_a_crash_after_any_step_leaves_a_champion_and_resume_completes(
 ) -> None:
     v1 = registry.register_candidate(tracking_uri, name, logged_run(tracking_uri, tmp_path))
     promote(tracking_uri, name, v1, 0.5, 0.9)
-    champion, n_steps, crash_after = v1, 5, 0  # record, keep previous, move champion, audit, done
+    # describe, record, keep previous, move champion, challenger leaves, audit, done
+    champion, n_steps, crash_after = v1, 7, 0
     while crash_after < n_steps:
         v = registry.register_candidate(tracking_uri, name, logged_run(tracking_uri, tmp_path))
         steps = registry.decision_steps(tracking_uri, name, _decision(name, tracking_uri, v))
         assert len(steps) == n_steps
         for _label, step in steps[:crash_after]:
             step()
+        recorded = "record decision" in [label for label, _ in steps[:crash_after]]
         now = registry.champion_version(tracking_uri, name)
         assert now in (champion, v), f"crash after {crash_after}: champion {now}"
         tags = registry.get_version_info(tracking_uri, name, v).tags
         if now == v:  # only a version whose verdict is on record can be champion
             assert tags["xfer.gate.decision"] == "promoted"
-        assert tags["xfer.gate.status"] == ("applying" if crash_after else "pending")
-        assert registry.resume(tracking_uri, name) == ([v] if crash_after else [])
-        if not crash_after:  # nothing was recorded: the gate simply runs again
+        assert tags["xfer.gate.status"] == ("applying" if recorded else "pending")
+        assert registry.resume(tracking_uri, name) == ([v] if recorded else [])
+        if not recorded:  # no verdict on record: the gate simply runs again
             registry.apply_decision(tracking_uri, name, _decision(name, tracking_uri, v))
         assert registry.champion_version(tracking_uri, name) == v
+        info = registry.get_version_info(tracking_uri, name, v)
+        assert "challenger" not in info.aliases and "**Promoted**" in info.description
+        assert "0.9000" in info.description  # the first write's metrics, not a resume's NaNs
         assert (
             registry.resolve_uri(f"models:/{name}@previous-champion", tracking_uri)[1] == champion
         )
@@ -155,20 +167,19 @@ def test_load_predictor_predicts_like_the_saved_model(
 def test_tampered_weights_are_refused(
     tracking_uri: str, name: str, tmp_path: Path, logged_run: LoggedRun, mlflow_server: object
 ) -> None:
+    import mlflow.pyfunc
+
     run_id = logged_run(tracking_uri, tmp_path)
     v = registry.register_candidate(tracking_uri, name, run_id)
-    stored = _stored_file(tracking_uri, run_id, mlflow_server.artifacts) / "xfer_model/model.pt"  # type: ignore[attr-defined]
+    artifacts = mlflow_server.artifacts  # type: ignore[attr-defined]
+    stored = stored_model_dir(tracking_uri, name, v, artifacts) / "model.pt"
     stored.write_bytes(stored.read_bytes() + b"\0")  # one byte appended in the artifact store
     with pytest.raises(ModelIntegrityError, match="refusing to load"):
         registry.load_predictor(f"models:/{name}/{v}", tracking_uri)
-
-
-def _stored_file(uri: str, run_id: str, server_artifacts: Path) -> Path:
-    """Where the backend keeps the run's artifacts on disk (file:// or the server's destination)."""
-    art = mlflow_client(uri).get_run(run_id).info.artifact_uri
-    if art.startswith("mlflow-artifacts:"):
-        return server_artifacts / art.removeprefix("mlflow-artifacts:").lstrip("/")
-    return Path(unquote(urlparse(art).path))
+    with pytest.MonkeyPatch.context() as mp:  # MLflow's own loader refuses it too
+        mp.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+        with pytest.raises(ModelIntegrityError, match="refusing to load"):
+            mlflow.pyfunc.load_model(f"models:/{name}/{v}")
 
 
 def test_resolve_uri_rejects_malformed_uris() -> None:

@@ -37,12 +37,14 @@ def test_server_killed_mid_promotion_and_mid_run_fails_fast_and_resumes_cleanly(
     tracker = Tracker.start(uri, "xfer-test", "doomed", artifact_root=tmp_path, flush_every=1000)
     for step in range(10):
         tracker.log_metrics(step, {"loss": 1.0})  # buffered: no request yet
-    steps[0][1]()  # the verdict is recorded ...
+    recorded = [label for label, _ in steps].index("record decision") + 1
+    for _label, step in steps[:recorded]:
+        step()  # the verdict is recorded ...
     killable_server.kill()  # ... then the server dies before any alias moves (and mid-run)
 
     started = time.monotonic()
     with pytest.raises(TrackingUnavailable) as err:
-        for _label, step in steps[1:]:
+        for _label, step in steps[recorded:]:
             step()
     assert time.monotonic() - started < BOUND_S
     message = str(err.value)

@@ -84,36 +84,57 @@ def test_a_failing_block_ends_the_run_failed_with_its_metrics(
     assert len(client.get_metric_history(run.run_id, "loss")) == 1
 
 
-def test_log_model_records_sha_and_a_servable_uint8_pytorch_model(
+def test_log_model_logs_one_pyfunc_model_that_predicts_like_the_predictor(
     tracking_uri: str, tmp_path: Path
 ) -> None:
     import mlflow.artifacts
-    import mlflow.pytorch
+    import mlflow.pyfunc
+    import torchvision
+    from mlflow.models import Model
+
+    from xferlib.models.predictor import Predictor
 
     model = Classifier(create_backbone("tiny", pretrained=False, image_size=16), 3).eval()
     digest = save_model(model, tmp_path / "model", ["a", "b", "c"])
-    example = np.random.default_rng(0).integers(0, 256, (2, 3, 24, 24), dtype=np.uint8)
+    example = np.random.default_rng(0).integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
     with Tracker.start(tracking_uri, "xfer-test", "model", artifact_root=tmp_path) as run:
-        sha = run.log_model(tmp_path / "model", model, example, pytorch_flavor=True)
-        run.log_dict({"classes": ["a", "b", "c"]}, "meta/classes.json")
+        sha = run.log_model(tmp_path / "model", example)
     assert sha == digest
     client = mlflow_client(tracking_uri)
-    assert client.get_run(run.run_id).data.tags["xfer.weights_sha256"] == digest
-    names = {a.path for a in client.list_artifacts(run.run_id, "xfer_model")}
-    assert names == {"xfer_model/model.pt", "xfer_model/model.json"}
-    models = client.search_logged_models(experiment_ids=[run.experiment_id])
-    logged = [m for m in models if m.source_run_id == run.run_id]
-    assert len(logged) == 1
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=logged[0].artifact_location,
-        dst_path=str(tmp_path / "dl"),
-        tracking_uri=tracking_uri,
+    tags = client.get_run(run.run_id).data.tags
+    assert tags["xfer.weights_sha256"] == digest
+    assert client.list_artifacts(run.run_id) == []  # no second copy beside the MLflow model
+    logged = client.get_logged_model(tags["xfer.model_id"])
+    assert logged.source_run_id == run.run_id
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=logged.artifact_location,
+            dst_path=str(tmp_path / "dl"),
+            tracking_uri=tracking_uri,
+        )
     )
-    served = mlflow.pytorch.load_model(local)
-    with torch.no_grad():
-        want = model(model.preprocess(torch.from_numpy(example)))
-        got = served(torch.from_numpy(example))
-    assert torch.allclose(got, want, atol=1e-4)
+    conf = Model.load(str(local))
+    assert conf.metadata is not None
+    assert conf.metadata["xfer"]["class_names"] == ["a", "b", "c"]
+    assert conf.metadata["xfer"]["weights_sha256"] == digest
+    assert conf.metadata["xfer"]["preprocess"]["image_size"] == 16
+    outputs = conf.get_output_schema()
+    assert outputs is not None and outputs.input_names() == [
+        "label", "probability", "prob_a", "prob_b", "prob_c"
+    ]  # fmt: skip
+    reqs = (local / "requirements.txt").read_text().split()
+    assert f"torchvision=={torchvision.__version__.split('+')[0]}" in reqs
+    assert f"mlflow=={mlflow.__version__}" in reqs and all("==" in r for r in reqs)
+    assert (local / "serving_input_example.json").is_file()
+
+    got = mlflow.pyfunc.load_model(str(local)).predict(example)
+    want = Predictor.from_classifier(model, ["a", "b", "c"]).predict(
+        torch.from_numpy(example).permute(0, 3, 1, 2)
+    )
+    assert list(got["label"]) == want.labels
+    assert np.array_equal(got[["prob_a", "prob_b", "prob_c"]].to_numpy(), want.probs)
+    with pytest.raises(Exception, match="uint8"):  # the signature refuses float images
+        mlflow.pyfunc.load_model(str(local)).predict(example.astype(np.float32))
 
 
 def test_system_info_and_run_url() -> None:

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from tests.flows.conftest import make_workdir
+from tests.registry_helpers import stored_model_dir
 from tests.reliability.conftest import XFER, assert_one_line_error, clean_env, xfer
 from tests.reliability.helpers import drift_report, kill_group, pids_matching, wait_for, window
 
@@ -36,18 +37,18 @@ class _Payload:
 
 
 def _plant(wd: Path, payload_file: Path) -> tuple[str, str, str]:
-    """Register a fresh version of the champion's model, then overwrite its model.pt in the run."""
+    """Register a fresh version of the champion's model, then overwrite its model.pt in the artifact store."""
     from xferlib import registry
     from xferlib.context import Context
-    from xferlib.registry.client import mlflow_client
-    from xferlib.registry.runs import MODEL_SUBDIR, Tracker
+    from xferlib.registry.runs import Tracker
 
     ctx = Context.load(wd)
     uri, name = ctx.wd.mlflow_uri, ctx.params.registry.model_name
     with Tracker.start(uri, "xfer-safety", "train", artifact_root=ctx.wd.mlflow_artifacts) as run:
         run.log_model(wd / "model")
     version = registry.register_candidate(uri, name, run.run_id)
-    mlflow_client(uri).log_artifact(run.run_id, str(payload_file), MODEL_SUBDIR)
+    stored = stored_model_dir(uri, name, str(version), None) / "model.pt"
+    stored.write_bytes(payload_file.read_bytes())
     return uri, name, str(version)
 
 

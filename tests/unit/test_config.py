@@ -114,3 +114,10 @@ def test_gate_defaults_reject_ties_and_floor_a_first_version() -> None:
 def test_gate_thresholds_are_validated(key: str, bad: float) -> None:
     with pytest.raises(ConfigError, match=rf"registry\.{key}={bad!r} is out of range"):
         params_from_dict({"registry": {key: bad}})
+
+
+def test_a_removed_key_says_what_replaced_it(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("registry:\n  pytorch_flavor: true\n")
+    with pytest.raises(ConfigError, match=r"registry\.pytorch_flavor was removed: .*pyfunc"):
+        load_params(path)

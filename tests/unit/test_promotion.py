@@ -118,3 +118,21 @@ def test_importing_the_gate_does_not_import_mlflow() -> None:
     code = "import sys, xferlib.registry; print('mlflow' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_decision_markdown_shows_the_verdict_both_versions_metrics_and_every_reason() -> None:
+    from xferlib.registry.promotion import decision_markdown
+
+    forgets = decide_promotion(CandidateMetrics("2", 0.80, 0.85), CHAMP, CFG)
+    md = decision_markdown(forgets, "", "abc123")
+    assert md.startswith("**Rejected**: the champion v1 stays.") and "`abc123`" in md
+    assert "| primary metric | challenger v2 | champion v1 |" in md
+    assert (
+        "| new labelled data | 0.8000 | 0.7000 |" in md and "| ID holdout | 0.8500 | 0.9000 |" in md
+    )
+    assert all(f"- {r}" in md for r in forgets.reasons) and "too much" in md
+    first = decision_markdown(
+        decide_promotion(CandidateMetrics("1", None, 0.8), None, CFG), "", "x"
+    )
+    assert first.startswith("**Promoted** to champion.") and "champion (none)" in first
+    assert "| new labelled data | - | - |" in first

@@ -11,7 +11,8 @@ image alone, not of the batch it arrives in:
   probabilities differing in the last bits alone and inside a batch of 37 (measured, CPU);
   with one fixed shape its row is computed identically at any position.
 
-`ServingModule` is the same model with the preprocessing baked in, for MLflow's pytorch flavour.
+MLflow clients reach it too: a registered version is a pyfunc model over a Predictor
+(`xferlib/registry/pyfunc_model.py`).
 """
 
 from __future__ import annotations
@@ -150,26 +151,3 @@ def _as_batches(
     for start in range(0, x.shape[0], batch_size):
         batch = x[start : start + batch_size]
         yield batch.shape[0], [(list(range(batch.shape[0])), batch)]
-
-
-class ServingModule(torch.nn.Module):
-    """A classifier with its preprocessing baked in, for MLflow's pytorch flavour: uint8 in, logits out."""
-
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    def __init__(self, classifier: torch.nn.Module, preprocess: Preprocess):
-        super().__init__()
-        self.classifier = classifier
-        size, mean, std = preprocess.image_size, preprocess.mean, preprocess.std
-        self.image_size = size
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float() / 255.0
-        size = (self.image_size, self.image_size)
-        x = torch.nn.functional.interpolate(
-            x, size=size, mode="bilinear", antialias=True, align_corners=False
-        )
-        return self.classifier((x - self.mean) / self.std)

@@ -1,11 +1,15 @@
 """Model registry: candidates, the promotion gate, champion/challenger aliases, rollback, lineage.
 
 `decide_promotion` is pure; everything else talks to MLflow's registry (server or sqlite) through
-`registry.client.call_with_retries`. Aliases: `challenger` = the last registered candidate,
-`champion` = the version serving, `previous-champion` = the one it replaced (rollback target).
+`registry.client.call_with_retries`. A version's source is its run's MLflow pyfunc model
+(`registry.pyfunc_model`). Aliases: `challenger` = the last registered candidate until it is
+promoted, `champion` = the version serving, `previous-champion` = the one it replaced (rollback
+target).
 
 Order of operations when a decision is applied (each step idempotent, so a crash is resumed by
 running `apply_decision` / `resume` again; see `decision_steps`):
+  0. the version's description: the decision in Markdown (not rewritten by a resume, which has
+     no metrics; the version is still `pending`, so a crash here just means "gate again").
   1. challenger tags: decision, reasons, decision_id, replaced (the outgoing champion) and, last,
      `xfer.gate.status=applying` - the gate's
      verdict is on record before any alias moves; "applying" marks an unfinished operation.
@@ -13,10 +17,12 @@ running `apply_decision` / `resume` again; see `decision_steps`):
      before the champion leaves it).
   3. promote only: alias `champion` -> challenger: ONE atomic upsert, the commit point. Before it
      the old champion serves, after it the new one; there is never no champion.
+  3b. promote only: alias `challenger` removed from the version (if it still points there).
   4. audit row (experiment `xfer-registry-audit`), written once per decision_id.
   5. `xfer.gate.status=done` - last, so "applying" on any version means steps 2-4 may be missing.
 A version can only become champion after step 1 recorded `decision=promoted` for it.
-Rollback follows the same shape: tags (rolled_back, rollback_to, applying) -> champion (commit)
+Rollback follows the same shape: a note appended to the description, tags (rolled_back,
+rollback_to, applying) -> champion (commit)
 -> previous-champion := the restored version's own predecessor (from the audit) or removed ->
 audit -> done. Any "applying" version blocks new decisions until `resume` finishes it.
 """
@@ -68,7 +74,8 @@ def download_version_artifact(
 
 
 def load_predictor(model_uri: str, tracking_uri: str) -> Predictor:
-    """Download a version's `xfer_model/`, verify its sha256 and load it (see registry.artifacts)."""
+    """Download a version's MLflow model, verify the sha256 of the weights inside it and load
+    them (see registry.artifacts)."""
     from xferlib.registry.artifacts import load_predictor as _load
 
     return _load(model_uri, tracking_uri)

@@ -12,9 +12,9 @@ from functools import partial
 from typing import Literal
 
 from xferlib.registry.audit import AuditRow, history, write_audit
-from xferlib.registry.client import call_with_retries, mlflow_client
-from xferlib.registry.promotion import CandidateMetrics, PromotionDecision
-from xferlib.registry.runs import MODEL_SUBDIR, SHA_TAG
+from xferlib.registry.client import call_with_retries, fluent_target, mlflow_client
+from xferlib.registry.promotion import CandidateMetrics, PromotionDecision, decision_markdown
+from xferlib.registry.runs import MODEL_ID_TAG, SHA_TAG
 from xferlib.registry.versions import (
     CHALLENGER,
     CHAMPION,
@@ -29,7 +29,9 @@ from xferlib.registry.versions import (
     VersionInfo,
     aliases,
     champion_version,
+    describe_version,
     drop_alias,
+    drop_alias_of,
     get_version_info,
     set_alias,
     tag_version,
@@ -40,17 +42,19 @@ from xferlib.registry.versions import (
 def register_candidate(
     tracking_uri: str, name: str, run_id: str, tags: dict[str, str] | None = None
 ) -> str:
-    """Register the run's `xfer_model/` as a new version (alias `challenger`, gate pending).
+    """Register the run's logged MLflow model (`models:/m-<id>`, see `registry.pyfunc_model`) as
+    a new version (alias `challenger`, gate pending).
 
     Idempotent: if a version of `name` already comes from `run_id` (e.g. a retry after a lost
     response) that version is returned and nothing new is created.
     """
     client = mlflow_client(tracking_uri)
     run = call_with_retries(tracking_uri, f"read run {run_id}", lambda: client.get_run(run_id))
-    sha = run.data.tags.get(SHA_TAG)
-    if not sha:
+    sha, model_id = run.data.tags.get(SHA_TAG), run.data.tags.get(MODEL_ID_TAG)
+    if not sha or not model_id:
         raise ValueError(
-            f"run {run_id} has no {SHA_TAG} tag; log the model with Tracker.log_model before registering"
+            f"run {run_id} has no {SHA_TAG} or {MODEL_ID_TAG} tag; log the model with "
+            "Tracker.log_model before registering"
         )
     all_tags = {t: run.data.tags[t] for t in LINEAGE_TAGS if t in run.data.tags}
     all_tags.update({**(tags or {}), SHA_TAG: sha, STATUS: "pending"})
@@ -65,9 +69,12 @@ def register_candidate(
         found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
         if found:
             return str(min(int(v.version) for v in found))
-        mv = client.create_model_version(
-            name, f"runs:/{run_id}/{MODEL_SUBDIR}", run_id, tags=all_tags
-        )
+        # an embedded (sqlite) registry resolves `models:/m-<id>` through MLflow's *global*
+        # tracking URI, not this client's: point it here for the call
+        with fluent_target(tracking_uri, run.info.experiment_id):
+            mv = client.create_model_version(
+                name, f"models:/{model_id}", run_id, tags=all_tags, model_id=model_id
+            )
         return str(mv.version)
 
     version = call_with_retries(tracking_uri, f"register {name}", find_or_create)
@@ -127,15 +134,24 @@ def decision_steps(tracking_uri: str, name: str, decision: PromotionDecision) ->
     record = {DECISION: row.action, REASONS: row.reasons, DECISION_ID: row.decision_id}
     record.update({REPLACED: before} if promote else {})
     record[STATUS] = "applying"  # written last of the step-1 tags: it is what marks the version
-    steps: list[Step] = [
-        ("record decision", lambda: tag_version(tracking_uri, name, version, record))
-    ]
+    # a resumed decision is rebuilt from tags without its metrics: keep the description written
+    # the first time (it is only rewritten if the crash came before it)
+    markdown = decision_markdown(decision, before if promote else "", row.decision_id)
+    steps: list[Step] = []
+    if not (resuming and info.description):
+        steps.append(
+            ("describe decision", lambda: describe_version(tracking_uri, name, version, markdown))
+        )
+    steps.append(("record decision", lambda: tag_version(tracking_uri, name, version, record)))
     if promote:
         if before:
             steps.append(
                 ("keep previous champion", lambda: set_alias(tracking_uri, name, PREVIOUS, before))
             )
         steps.append(("move champion", lambda: set_alias(tracking_uri, name, CHAMPION, version)))
+        steps.append(
+            ("challenger leaves", lambda: drop_alias_of(tracking_uri, name, CHALLENGER, version))
+        )
     steps.append(("write audit row", partial(_write_audit, tracking_uri, row)))
     steps.append(("mark done", lambda: tag_version(tracking_uri, name, version, {STATUS: "done"})))
     return steps
@@ -173,6 +189,9 @@ def rollback(tracking_uri: str, name: str) -> AuditRow:
         uuid.uuid4().hex,
     )
     record = {DECISION: "rolled_back", DECISION_ID: row.decision_id, ROLLBACK_TO: target}
+    said = get_version_info(tracking_uri, name, current).description
+    note = f"**Rolled back** (`{row.decision_id}`): v{target} is champion again."
+    describe_version(tracking_uri, name, current, f"{said}\n\n---\n\n{note}" if said else note)
     tag_version(tracking_uri, name, current, {**record, STATUS: "applying"})
     _finish_rollback(tracking_uri, name, row)
     return [r for r in history(tracking_uri, name) if r.decision_id == row.decision_id][-1]

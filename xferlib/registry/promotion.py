@@ -123,3 +123,30 @@ def _keeps_holdout(
         f"(forgetting {forgot:+.4f}, allowed <= {cfg.max_forgetting:.4f}): "
         f"{'ok' if ok else 'too much'}"
     )
+
+
+def decision_markdown(decision: PromotionDecision, replaced: str, decision_id: str) -> str:
+    """The gate's decision as the version's Markdown description (what the MLflow UI shows)."""
+    c, k = decision.challenger, decision.champion
+    if decision.action == "promote":
+        head = "**Promoted** to champion" + (f", replacing v{replaced}." if replaced else ".")
+    else:
+        head = "**Rejected**: the champion " + (f"v{k.version} " if k else "") + "stays."
+    lines = [f"{head} Decision of the xfer promotion gate (`{decision_id}`).", ""]
+    theirs = f"champion v{k.version}" if k else "champion (none)"
+    lines += [f"| primary metric | challenger v{c.version} | {theirs} |", "|---|---|---|"]
+    rows = (
+        ("new labelled data", c.new_metric, k.new_metric if k else None),
+        ("ID holdout", c.holdout_metric, k.holdout_metric if k else None),
+    )
+    lines += [f"| {label} | {_fmt(mine)} | {_fmt(other)} |" for label, mine, other in rows]
+    lines += ["", "Reasons:", *[f"- {r}" for r in decision.reasons], ""]
+    lines.append(
+        f"Rules: gain > 0 and >= {decision.min_improvement:.4f} on the new data; forgetting <= "
+        f"{decision.max_forgetting:.4f} on the holdout; holdout >= {decision.min_accuracy:.4f}."
+    )
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

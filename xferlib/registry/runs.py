@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -36,7 +35,6 @@ from xferlib.registry.metrics import MetricBuffer
 
 if TYPE_CHECKING:
     import numpy as np
-    from torch import nn
 
 __all__ = [
     "Tracker",
@@ -53,8 +51,8 @@ MAX_TAG_LEN = 8000  # MAX_TAG_VAL_LENGTH
 MAX_KEY_LEN = 250  # MAX_ENTITY_KEY_LENGTH
 SECRET_MARKERS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
 REDACTED = "[redacted]"
-MODEL_SUBDIR = "xfer_model"
 SHA_TAG = "xfer.weights_sha256"
+MODEL_ID_TAG = "xfer.model_id"  # the run's logged MLflow model (`m-<id>`): a version's source
 
 
 # --- values ----------------------------------------------------------------------------------
@@ -209,55 +207,53 @@ class Tracker:
         """Write `data` as JSON/YAML (by `name`'s suffix) into the run's artifacts."""
         self._call(f"log {name}", lambda: self._client.log_dict(self.run_id, data, name))
 
-    def log_model(
-        self,
-        model_dir: Path,
-        torch_module: nn.Module | None = None,
-        input_example: np.ndarray | None = None,
-        pytorch_flavor: bool = False,
-    ) -> str:
-        """Log the xfer model dir under `xfer_model/` and tag the run with the weights' sha256.
+    def log_model(self, model_dir: Path, input_example: np.ndarray | None = None) -> str:
+        """Log the saved model (model.pt + model.json) as this run's MLflow model, then tag the run
+        with the weights' sha256 and the logged model's id (what `register_candidate` reads).
 
-        With `pytorch_flavor=True` the module (preprocessing included: uint8 in, logits out) is also
-        logged as an MLflow pytorch model named "model" for `mlflow models serve`; a module with a
-        `preprocess` attribute (a Classifier) is wrapped so the logged model takes uint8 images.
-        Returns the sha256: the one `save_model` took of the bytes it wrote (model.json's
-        `weights_sha256`), so model.pt is not hashed again; a file changed since then no longer
-        matches the tag and is refused at load. A model.json without it is hashed here.
+        The MLflow model is a pyfunc over xfer's own Predictor (`registry.pyfunc_model`) with
+        the saved folder inside it: one copy of the weights, loadable by `mlflow.pyfunc` and
+        `mlflow models serve` and by `registry.load_predictor`. `input_example` is uint8
+        `(N, H, W, 3)` (a gray image at the model's input size when None). The tags come last,
+        so a run carrying them holds a complete model. Returns the sha256: the one `save_model`
+        took of the bytes it wrote (model.json's `weights_sha256`), so model.pt is not hashed
+        again; a file changed since then no longer matches and is refused at load.
         """
         sha = _weights_sha256(Path(model_dir))
-        self.log_artifact(Path(model_dir), MODEL_SUBDIR)
-        self.set_tags({SHA_TAG: sha})
-        if pytorch_flavor:
-            if torch_module is None or input_example is None:
-                raise ValueError(
-                    "pytorch_flavor=True needs torch_module and input_example (pt2 export requires one)"
-                )
-            self._log_pytorch_flavor(torch_module, input_example)
+        model_id = self._log_pyfunc(Path(model_dir), sha, input_example)
+        self.set_tags({SHA_TAG: sha, MODEL_ID_TAG: model_id})
         return sha
 
-    def _log_pytorch_flavor(self, module: nn.Module, input_example: np.ndarray) -> None:
-        import mlflow
-        import mlflow.pytorch
+    def _log_pyfunc(self, model_dir: Path, sha: str, example: np.ndarray | None) -> str:
+        import mlflow.pyfunc
+        import numpy as np
+        from mlflow.models import Model
 
-        from xferlib.models.predictor import ServingModule
+        from xferlib.models.io import read_meta
+        from xferlib.registry import pyfunc_model as pm
 
-        preprocess = getattr(module, "preprocess", None)
-        if preprocess is not None:
-            module = ServingModule(module, preprocess)
-        reqs = [f"torch=={_torch_version()}", f"mlflow=={mlflow.__version__}"]
-        # torch.export's notes on batch-size specialisation and weight grouping are not for users
-        with fluent_target(self.tracking_uri, self.experiment_id), _quiet_export():
-            self._call(
-                "log pytorch model",
-                lambda: mlflow.pytorch.log_model(
-                    module.eval(),
+        meta = read_meta(model_dir)
+        if example is None:
+            side = int(meta["preprocess"]["image_size"])
+            example = np.full((1, side, side, 3), 128, dtype=np.uint8)
+        with fluent_target(self.tracking_uri, self.experiment_id):
+            info = self._call(
+                "log the MLflow model",
+                lambda: Model.log(
+                    artifact_path=None,
                     name="model",
-                    input_example=input_example,
-                    pip_requirements=reqs,
+                    flavor=mlflow.pyfunc,
                     run_id=self.run_id,
+                    python_model=str(pm.CODE_FILE),
+                    artifacts={pm.ARTIFACT: str(model_dir)},
+                    signature=pm.signature(list(meta["class_names"])),
+                    input_example=example,
+                    pip_requirements=pm.pinned_requirements(),
+                    metadata={"xfer": pm.xfer_metadata(meta, sha)},
+                    model_config={"weights_sha256": sha},
                 ),
             )
+        return str(info.model_id)
 
     def close(self, status: str = "FINISHED") -> None:
         if self._closed:
@@ -273,25 +269,3 @@ class Tracker:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.close("FAILED" if exc_type is not None else "FINISHED")
-
-
-def _torch_version() -> str:
-    import torch
-
-    return torch.__version__.split("+")[0]
-
-
-@contextmanager
-def _quiet_export() -> Iterator[None]:
-    import logging
-    import warnings
-
-    log = logging.getLogger("torch._export")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            yield
-    finally:
-        log.setLevel(level)

@@ -28,6 +28,7 @@ class VersionInfo:
     source: str
     tags: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+    description: str = ""  # Markdown: the gate's decision (see ops.decision_steps)
 
 
 def aliases(tracking_uri: str, name: str) -> dict[str, str]:
@@ -59,6 +60,7 @@ def get_version_info(tracking_uri: str, name: str, version: str) -> VersionInfo:
         mv.source or "",
         dict(mv.tags or {}),
         list(mv.aliases or []),
+        mv.description or "",
     )
 
 
@@ -105,6 +107,28 @@ def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
         tracking_uri,
         f"set {name}@{alias}",
         lambda: client.set_registered_model_alias(name, alias, version),
+    )
+
+
+def describe_version(tracking_uri: str, name: str, version: str, markdown: str) -> None:
+    """Set the version's description (Markdown, shown on its page in the MLflow UI)."""
+    client = mlflow_client(tracking_uri)
+    call_with_retries(
+        tracking_uri,
+        f"describe {name} v{version}",
+        lambda: client.update_model_version(name, version, description=markdown),
+    )
+
+
+def drop_alias_of(tracking_uri: str, name: str, alias: str, version: str) -> None:
+    """Remove `alias` if it still points at `version` (it may have moved on to a newer one)."""
+    if aliases(tracking_uri, name).get(alias) != version:
+        return
+    client = mlflow_client(tracking_uri)
+    call_with_retries(
+        tracking_uri,
+        f"drop {name}@{alias}",
+        lambda: client.delete_registered_model_alias(name, alias),
     )
 
 

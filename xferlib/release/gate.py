@@ -107,7 +107,7 @@ def register_and_gate(
 
     p, uri = ctx.params, ctx.wd.mlflow_uri
     name, metric = p.registry.model_name, p.registry.primary_metric
-    ours = _log_evaluation(run, model, classes, inputs, model_dir, p.registry.pytorch_flavor)
+    ours = _log_evaluation(run, model, classes, inputs, model_dir)
     version = str(registry.register_candidate(uri, name, run.run_id, tags=lineage))
     champ_metrics = _champion_metrics(ctx, version, classes, inputs, Workdir.eval_dir(model_dir))
     ref_dir = _store_reference(ctx, run, model, inputs.reference_images, version)
@@ -137,7 +137,6 @@ def _log_evaluation(
     classes: list[str],
     inputs: GateInputs,
     model_dir: Path,
-    pytorch_flavor: bool,
 ) -> dict[str, EvalResult]:
     """Evaluate on the gate's sets, log metrics + eval artifacts + the model to the run."""
     eval_dir = Workdir.eval_dir(model_dir)
@@ -152,10 +151,9 @@ def _log_evaluation(
     )
     run.flush()
     run.log_artifact(eval_dir, "eval")
-    example = inputs.holdout.images[
-        :1
-    ].numpy()  # uint8 (1, 3, H, W): the logged model preprocesses itself
-    run.log_model(model_dir, model, example, pytorch_flavor=pytorch_flavor)
+    # one real held-out image, uint8 (1, H, W, 3): the MLflow model's input layout
+    example = inputs.holdout.images[:1].permute(0, 2, 3, 1).numpy()
+    run.log_model(model_dir, example)
     return ours
 
 
