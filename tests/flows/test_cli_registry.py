@@ -45,6 +45,11 @@ def test_history_lineage_rollback_and_predict_through_the_cli(tmp_path: Path, fa
     assert lineage["parent_version"] == "1"
     assert lineage["drift_report"] == "report-123" and lineage["flow_run_id"] == "flow-run-456"
     assert lineage["data_version"].startswith("md5:") and lineage["run_id"] == v2.run_id
+    # v1 came from `xfer train`: its lineage names the work dir commit holding its params + dvc.yaml
+    first = xfer("lineage", f"models:/{name}/1", "--workdir", str(wd))
+    at_rev = subprocess.run(["git", "-C", str(wd), "show", f"{first['pipeline_rev']}:params.yaml"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert at_rev == (wd / "params.yaml").read_text() and first["dvc_exp"] == ""
 
     history = xfer("registry", "history", name, "--workdir", str(wd))["history"]
     assert [(h["version"], h["action"]) for h in history][-2:] == [

@@ -71,8 +71,10 @@ CASES: list[tuple[str, Any, set[str]]] = [
     ("history", r.HistoryResult("m", [ROW]), {"model_name", "history"}),
     ("rollback", r.RollbackResult(ROW), ROW_KEYS),
     ("lineage", r.LineageResult("m", "2", "run-2", {"data_version": "md5:x", "parent_version": "1",
-                                                    "drift_report": "", "flow_run_id": ""}),
-     {"name", "version", "run_id", "data_version", "parent_version", "drift_report", "flow_run_id"}),
+                                                    "drift_report": "", "flow_run_id": "",
+                                                    "pipeline_rev": "", "dvc_exp": ""}),
+     {"name", "version", "run_id", "data_version", "parent_version", "drift_report", "flow_run_id",
+      "pipeline_rev", "dvc_exp"}),
 ]  # fmt: skip
 
 

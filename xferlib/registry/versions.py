@@ -17,7 +17,14 @@ STATUS, DECISION, REASONS, DECISION_ID = (
 )
 REPLACED = "xfer.gate.replaced"  # on a new champion: the version it replaced
 ROLLBACK_TO = "xfer.gate.rollback_to"  # on a rolled-back version: the version restored
-LINEAGE_TAGS = ("xfer.data_version", "xfer.parent_version", "xfer.drift_report", "xfer.flow_run_id")
+LINEAGE_TAGS = (
+    "xfer.data_version",
+    "xfer.parent_version",
+    "xfer.drift_report",
+    "xfer.flow_run_id",
+    "xfer.pipeline_rev",  # the work dir commit holding the params + dvc.yaml it was trained with
+    "xfer.dvc_exp",  # or the DVC experiment it was trained in
+)
 
 
 @dataclass(frozen=True)

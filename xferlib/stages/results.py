@@ -234,7 +234,7 @@ class LineageResult:
     name: str
     version: str
     run_id: str
-    tags: dict[str, str]  # data_version, parent_version, drift_report, flow_run_id
+    tags: dict[str, str]  # data_version, parent_version, ..., pipeline_rev, dvc_exp
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "run_id": self.run_id, **self.tags}
