@@ -50,17 +50,19 @@ def test_two_checked_windows_are_two_snapshots_with_the_verdict_in_the_models_pr
     x, _ = fashion
     ctx = Context.load(champion)
     name = ctx.params.registry.model_name
+    ws = Workspace(str(ctx.wd.evidently_workspace))
+    before = set(ws.list_runs(project_id(name))) if ws.get_project(project_id(name)) else set()
     results = {}
     for shift in (None, "invert"):
         folder = write_window(tmp_path / str(shift), x[1200:1300], shift)
         monitor.score(champion, str(folder), window_id=f"ws-{shift}")
         results[shift] = monitor.drift(champion, window_id=f"ws-{shift}")
 
-    ws = Workspace(str(ctx.wd.evidently_workspace))
     project = ws.get_project(project_id(name))
     assert project is not None and project.name == name
     assert [p.name for p in ws.list_projects()] == [name]
-    snaps = [ws.get_run(project.id, sid) for sid in ws.list_runs(project.id)]
+    new = set(ws.list_runs(project.id)) - before
+    snaps = [ws.get_run(project.id, sid) for sid in new]
     assert len(snaps) == 2
     by_report = {s.metadata["report_id"]: s for s in snaps if s is not None}
     for shift, result in results.items():
@@ -127,3 +129,26 @@ def test_a_workspace_that_cannot_be_written_is_one_warning_and_the_check_goes_on
         ctx.wd.evidently_workspace.unlink()
         if saved.exists():
             shutil.move(saved, ctx.wd.evidently_workspace)
+
+
+def test_with_evidently_off_a_check_adds_no_snapshot(
+    champion: Path, fashion: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    import yaml
+    from evidently.ui.workspace import Workspace
+
+    x, _ = fashion
+    ctx = Context.load(champion)
+    raw = yaml.safe_load(ctx.wd.params_file.read_text())
+    raw["drift"]["evidently"] = False
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    ws = Workspace(str(ctx.wd.evidently_workspace))
+    pid = project_id(ctx.params.registry.model_name)
+    before = len(ws.list_runs(pid)) if ws.get_project(pid) else 0
+
+    folder = write_window(tmp_path / "w", x[1400:1500], "invert")
+    monitor.score(champion, str(folder), window_id="ws-off", params_path=str(params))
+    result = monitor.drift(champion, window_id="ws-off", params_path=str(params))
+    assert result.report.drift and result.report.report_html is None
+    assert (len(ws.list_runs(pid)) if ws.get_project(pid) else 0) == before
