@@ -20,9 +20,9 @@ from xferlib import env
 from xferlib.services import ProcessGroup, answers, executable, free_port, wait_healthy
 from xferlib.workdir import Workdir
 
-START_TIMEOUT_S = (
-    180.0  # mlflow server is healthy in ~7 s on an idle machine, far more on a busy one
-)
+REFRESH_S = 5  # how often `serve` looks for windows checked since the Evidently UI started
+# mlflow server is healthy in ~7 s on an idle machine, far later on a busy one
+START_TIMEOUT_S = 180.0
 # one MLflow server process (+ its uvicorn worker) instead of ten (FACTS.md)
 MLFLOW_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
@@ -114,10 +114,30 @@ def show(uis: UIs, out: TextIO, as_json: bool) -> None:
 def serve(workdir: str | None, out: TextIO, *, as_json: bool = False) -> None:
     """Start the UIs, print their URLs, and keep them up until Ctrl-C / SIGTERM (then stop all;
     the KeyboardInterrupt goes on to the caller). A server that dies takes the others down."""
+    from xferlib.drift.workspace import snapshot_counts
+
     wd = Workdir.resolve(workdir)
     with ProcessGroup(wd.logs) as group:
-        show(start(wd, group), out, as_json)
+        uis = start(wd, group)
+        show(uis, out, as_json)
+        seen, ticks = snapshot_counts(wd.evidently_workspace), 0
         while not (gone := group.exited()):
             time.sleep(1)
+            ticks += 1
+            if ticks % REFRESH_S == 0:
+                seen = _refresh(uis.evidently, wd, seen)
         name, code = next(iter(gone.items()))
         raise RuntimeError(f"{name} exited with code {code}; see {group.log(name)}")
+
+
+def _refresh(evidently_url: str, wd: Workdir, seen: dict[str, int]) -> dict[str, int]:
+    """The Evidently UI reads the workspace when it starts: ask it to re-read each project that
+    has gained snapshots since (its own "reload" re-parses the project's every snapshot, so only
+    on change)."""
+    from xferlib.drift.workspace import snapshot_counts
+
+    now = snapshot_counts(wd.evidently_workspace)
+    for pid, count in now.items():
+        if seen.get(pid) != count and not answers(f"{evidently_url}/api/projects/{pid}/reload", 60):
+            now[pid] = seen.get(pid, -1)  # not taken: try again next time
+    return now

@@ -1,6 +1,6 @@
 """`xfer ui` as a real subprocess: MLflow and the Evidently UI answer on 127.0.0.1 over the work
 dir's stores (the Evidently API lists the model's project and charts the verdict series a
-dashboard panel asks for), and a SIGINT or SIGTERM to xfer stops every process it started."""
+dashboard panel asks for, and follows windows checked while it runs), and a SIGINT or SIGTERM to xfer stops every process it started."""
 
 from __future__ import annotations
 
@@ -108,6 +108,12 @@ def test_xfer_ui_serves_mlflow_and_evidently_and_a_signal_stops_every_child(
             }]},
         )  # fmt: skip
         assert [s["values"] for s in series["series"]] == [[0.4, 0.001]]
+        # a window checked while the UI runs shows up without a restart
+        record_window(wd.evidently_workspace, "uitest", _report("r2", 0.2), {"window_id": "w2"})
+        deadline = time.monotonic() + 60
+        while len(_get(f"{urls['evidently']}/api/projects/{pid}/snapshots")) < 3:
+            assert time.monotonic() < deadline, "the new snapshot never reached the running UI"
+            time.sleep(1)
     finally:
         proc.send_signal(sig)
         try:

@@ -13,7 +13,10 @@ the `evidently ui` process needs no xfer class to read the snapshots.
 
 from __future__ import annotations
 
+import fcntl
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,18 @@ _NAMESPACE = uuid.UUID("5d1f8f0e-8f5e-4f0c-9a61-3c4b0a1e7f21")  # project id = u
 def project_id(model_name: str) -> uuid.UUID:
     """A fixed id per model name: concurrent writers create the same project, never two."""
     return uuid.uuid5(_NAMESPACE, f"xfer-model:{model_name}")
+
+
+def snapshot_counts(workspace: Path) -> dict[str, int]:
+    """Snapshot files per project id, from the folders alone (Evidently's local layout:
+    `<project id>/snapshots/<snapshot id>.json`): cheap enough to poll."""
+    if not workspace.is_dir():
+        return {}
+    return {
+        p.name: sum(1 for _ in (p / "snapshots").glob("*.json"))
+        for p in workspace.iterdir()
+        if (p / "snapshots").is_dir()
+    }
 
 
 def verdict_values(report: DriftReport) -> dict[str, float]:
@@ -56,12 +71,25 @@ def record_window(
     returns the snapshot id. `meta` (window id, MLflow run id...) becomes snapshot metadata."""
     from evidently.ui.workspace import Workspace
 
-    ws = Workspace(str(workspace))
-    project = _project(ws, model_name)
     snap = _snapshot(report, meta or {})
-    ref = ws.add_run(project.id, snap, name=f"{report.report_id} ({report.status})")
-    _ensure_panels(ws, project, report)
+    with _locked(workspace):  # concurrent checks: one project, no duplicate panels
+        ws = Workspace(str(workspace))
+        project = _project(ws, model_name)
+        ref = ws.add_run(project.id, snap, name=f"{report.report_id} ({report.status})")
+        _ensure_panels(ws, project, report)
     return str(ref.id)
+
+
+@contextmanager
+def _locked(workspace: Path) -> Iterator[None]:
+    """An exclusive lock on the workspace (a dot file: Evidently lists only UUID folders)."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    with open(workspace / ".xfer.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _project(ws: Any, model_name: str) -> Any:
