@@ -117,10 +117,10 @@ def serve(workdir: str | None, out: TextIO, *, as_json: bool = False) -> None:
     from xferlib.drift.workspace import snapshot_counts
 
     wd = Workdir.resolve(workdir)
+    seen, ticks = snapshot_counts(wd.evidently_workspace), 0  # before the UI reads them
     with ProcessGroup(wd.logs) as group:
         uis = start(wd, group)
         show(uis, out, as_json)
-        seen, ticks = snapshot_counts(wd.evidently_workspace), 0
         while not (gone := group.exited()):
             time.sleep(1)
             ticks += 1
