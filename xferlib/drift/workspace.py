@@ -14,6 +14,7 @@ the `evidently ui` process needs no xfer class to read the snapshots.
 from __future__ import annotations
 
 import fcntl
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,7 +76,16 @@ def record_window(
     with _locked(workspace):  # concurrent checks: one project, no duplicate panels
         ws = Workspace(str(workspace))
         project = _project(ws, model_name)
-        ref = ws.add_run(project.id, snap, name=f"{report.report_id} ({report.status})")
+        # Evidently writes the file in place; a half-written one stops `evidently ui` from
+        # starting, so the snapshot is written in a staging workspace and renamed into place
+        staging = workspace / ".staging"
+        ref = Workspace(str(staging)).add_run(
+            project.id, snap, name=f"{report.report_id} ({report.status})"
+        )
+        written = Path(ref.url)
+        final = workspace / written.relative_to(staging)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(written, final)
         _ensure_panels(ws, project, report)
     return str(ref.id)
 
