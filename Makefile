@@ -57,6 +57,7 @@ reliability: setup
 
 demo: setup
 	$(VENV)/bin/xfer demo --workdir $(DEMO_DIR)
+	@echo "Open the UIs (MLflow, Evidently; Ctrl-C stops them): $(VENV)/bin/xfer ui --workdir $(DEMO_DIR)"
 
 # Every bench script writes bench/results/<name>.json with provenance (commit, command, load);
 # common.py, figures.py and render_*.py are their plumbing, not benches. Sequential on purpose:

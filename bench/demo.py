@@ -48,7 +48,7 @@ def run_demo(workdir: Path, quick: bool, prefect: bool) -> dict[str, Any]:
 
 def _slim(s: dict[str, Any]) -> dict[str, Any]:
     """The summary without machine-local paths (work dir, report files, UI commands)."""
-    drop = {"workdir", "mlflow_ui", "drift_reports"}
+    drop = {"workdir", "mlflow_ui", "ui", "drift_reports"}
     return {k: v for k, v in s.items() if k not in drop}
 
 

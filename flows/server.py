@@ -6,47 +6,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
 from xferlib.env import quiet_environ
+from xferlib.services import executable, free_port, wait_healthy
 
 # what signal.signal returns: a handler, SIG_DFL/SIG_IGN, or None (not installed from Python)
 _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _bin(name: str) -> str:
-    cand = Path(sys.executable).parent / name
-    return str(cand) if cand.exists() else name
-
-
-def wait_healthy(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(
-                f"the server process exited with code {proc.returncode} before {url} answered"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+_bin = executable  # flows/demo.py's name for it
 
 
 class Services:

@@ -132,7 +132,7 @@ class DriftParams:
     cooldown_minutes: float = 0.0  # no new retrain this soon after the last one
     reference: Literal["latest", "all"] = "latest"  # which training data the reference holds
     reference_size: int = 2000
-    evidently: bool = True  # render Evidently's per-column HTML + JSON report with every check
+    evidently: bool = True  # Evidently's per-column report + a workspace snapshot with every check
     seed: int = 0
 
     def check(self) -> None:

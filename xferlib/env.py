@@ -65,6 +65,11 @@ def mlflow_tracking_uri() -> str | None:
     return _get("MLFLOW_TRACKING_URI")
 
 
+def prefect_api_url() -> str | None:
+    """PREFECT_API_URL: a Prefect server (its UI is this URL without `/api`); unset = none."""
+    return _get("PREFECT_API_URL")
+
+
 def alert_webhook() -> str:
     """XFER_ALERT_WEBHOOK: where alerts are POSTed ('' = stdout and alerts.jsonl only)."""
     return _get("XFER_ALERT_WEBHOOK") or ""

@@ -108,6 +108,11 @@ class Workdir:
         return self.root / "reports"
 
     @property
+    def evidently_workspace(self) -> Path:
+        """The local Evidently workspace: one project per model name, one snapshot per window."""
+        return self.root / "evidently"
+
+    @property
     def alerts(self) -> Path:
         return self.root / "alerts.jsonl"
 

@@ -65,7 +65,7 @@ def test_importing_xferlib_cli_pulls_in_no_heavy_sdk() -> None:
 # The layers of docs/architecture.md, lowest first: module prefixes (relative to xferlib, dotted).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "workdir", "env", "atomic", "secrets", "context"),
-    ("storage", "alerts", "monitoring", "versioning", "progress"),
+    ("storage", "alerts", "monitoring", "versioning", "progress", "services"),
     ("data",),
     ("models",),
     ("finetune", "evaluate"),
@@ -73,7 +73,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("registry",),
     ("release",),
     ("stages",),
-    ("loop", "demo"),
+    ("loop", "demo", "ui"),
     ("cli", "distributed_worker"),
 )
 

@@ -149,6 +149,18 @@ def cmd_demo(a: argparse.Namespace) -> Result:
     return Plain(flow_demo.run(a.workdir, quick=a.quick, keep=a.keep, as_json=a.json))
 
 
+def cmd_ui(a: argparse.Namespace) -> Result:
+    """The MLflow and Evidently UIs (and Prefect's, when configured) until Ctrl-C / SIGTERM."""
+    import sys
+
+    from xferlib import ui
+
+    # with --json, main points stdout at stderr: the one object goes to the real stdout
+    out = (sys.__stdout__ or sys.stdout) if a.json else sys.stdout
+    ui.serve(a.workdir, out, as_json=a.json)  # returns only by raising (Ctrl-C, a server died)
+    return Plain({})
+
+
 def cmd_serve(a: argparse.Namespace) -> Result:
     from flows import deploy  # flows/ is the only place that imports prefect
 

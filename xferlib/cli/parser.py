@@ -132,6 +132,7 @@ def _add_orchestration(add: Adder) -> None:
         "--no-prefect", action="store_true", help="run the loop without the Prefect server"
     )
     add("serve", c.cmd_serve, "serve the Prefect deployments (needs PREFECT_API_URL)")
+    add("ui", c.cmd_ui, "the MLflow, Evidently (and Prefect) UIs over the work dir, until Ctrl-C")
 
 
 def build(description: str | None = None) -> argparse.ArgumentParser:

@@ -205,9 +205,17 @@ def summarise(
         ],
         "stage_seconds": progress.stages,
         "seconds": round(time.monotonic() - progress.t0, 1),
-        "mlflow_ui": f"mlflow ui --backend-store-uri sqlite:///{wd.mlflow_db} --host 127.0.0.1",
+        "ui": f"xfer ui --workdir {_shown(wd.root)}",
         "drift_reports": sorted(str(p) for p in wd.reports.glob("*/*.html")),
     }
+
+
+def _shown(root: Path) -> str:
+    """The work dir as the user would type it: relative when under the current directory."""
+    try:
+        return str(root.relative_to(Path.cwd())) or "."
+    except ValueError:
+        return str(root)
 
 
 def print_table(s: dict[str, Any], stream: Any) -> None:
@@ -223,9 +231,11 @@ def print_table(s: dict[str, Any], stream: Any) -> None:
     )
     p("data versions: " + ", ".join(f"{k}={v}" for k, v in s["data_versions"].items()))
     p(f"alerts: {len(s['alerts'])} (see {s['workdir']}/alerts.jsonl); loop took {s['seconds']}s")
-    p(f"MLflow UI: {s['mlflow_ui']}")
     if s["drift_reports"]:
         p(f"drift report: {s['drift_reports'][-1]}")
+    p(
+        f"UIs: `{s['ui']}` opens MLflow (runs, versions) and Evidently (drift over time); Ctrl-C stops them"
+    )
 
 
 def run(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xferlib.atomic import atomic_write_text
 from xferlib.drift.features import PROPERTY_COLUMNS
 
 REPORT_EMB_COLUMNS = 8  # emb_0..emb_7 in the per-column table; all of them in the embedding test
@@ -121,8 +122,12 @@ def evidently_summary(
         with np.errstate(divide="ignore", invalid="ignore"):
             snap.save_html(str(out / f"{stem}.evidently.html"))
         snap.save_json(str(out / f"{stem}.evidently.json"))
+        # the full, loadable snapshot (`Snapshot.load`): the workspace's copy of this report
+        dump = out / f"{stem}.snapshot.evidently.json"
+        atomic_write_text(dump, snap.dumps())
         summary["html"] = str(out / f"{stem}.evidently.html")
         summary["snapshot_json"] = str(out / f"{stem}.evidently.json")
+        summary["snapshot_dump"] = str(dump)
     return json.loads(json.dumps(summary, default=float))  # plain JSON types only
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -161,7 +162,24 @@ def drift(
     # the one JSON of this report: the verdict plus its window (the MLflow run id comes after)
     write_json(Path(report.report_json or out_dir / "report.json"), saved.to_dict())
     run_id = _log_report(ctx, out_dir, report)
+    if ctx.params.drift.evidently:  # off: no Evidently at all (its import alone costs ~4 s)
+        _record_snapshot(ctx, report, {"window_id": window or "", "mlflow_run_id": run_id})
     return DriftResult(report, window, mlflow_run_id=run_id)
+
+
+def _record_snapshot(ctx: Context, report: DriftReport, meta: dict[str, str]) -> None:
+    """The window as a snapshot of the model's Evidently project. Best effort: the verdict is
+    already saved and logged, so a failure here is one line on stderr and the check goes on."""
+    from xferlib.drift.workspace import record_window
+
+    try:
+        record_window(ctx.wd.evidently_workspace, ctx.params.registry.model_name, report, meta)
+    except Exception as exc:  # noqa: BLE001 - any failure of the view must not fail the check
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(
+            f"xfer: warning: Evidently workspace not updated ({type(exc).__name__}: {first})",
+            file=sys.stderr,
+        )
 
 
 def _check(ctx: Context, frame: pd.DataFrame, out_dir: Path) -> DriftReport:
