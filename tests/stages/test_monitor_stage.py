@@ -99,6 +99,14 @@ def test_a_window_carries_a_label_free_accuracy_estimate_to_report_run_series_an
         assert saved["accuracy"] == est.to_dict()
         run = mlflow.MlflowClient(ctx.wd.mlflow_uri).get_run(result.mlflow_run_id or "")
         assert run.data.metrics["estimated_accuracy"] == pytest.approx(est.accuracy)
+        # the Evidently workspace keeps the ~1 MB reloadable snapshot; the report folder and its
+        # MLflow run do not carry a second copy
+        logged = [f.path for f in mlflow.MlflowClient(ctx.wd.mlflow_uri).list_artifacts(
+            result.mlflow_run_id or "", "report")]  # fmt: skip
+        assert any(p.endswith(".evidently.html") for p in logged), logged
+        assert not any("snapshot" in p for p in logged), logged
+        report_dir = Path(result.report.report_json or "").parent
+        assert not list(report_dir.glob("*.snapshot.evidently.json"))
         estimates[shift] = est
         if shift == "invert":
             trigger.decide(champion, result)

@@ -164,6 +164,8 @@ def drift(
     run_id = _log_report(ctx, out_dir, report)
     if ctx.params.drift.evidently:  # off: no Evidently at all (its import alone costs ~4 s)
         _record_snapshot(ctx, report, {"window_id": window or "", "mlflow_run_id": run_id})
+    if dump := report.evidently.get("snapshot_dump"):  # the workspace holds its own copy now
+        Path(dump).unlink(missing_ok=True)
     return DriftResult(report, window, mlflow_run_id=run_id)
 
 
@@ -217,7 +219,10 @@ def _log_report(ctx: Context, out_dir: Path, report: DriftReport) -> str:
         run.log_metrics(0, {"drift": float(report.drift), "window_size": float(report.window_size)})
         if report.accuracy is not None:
             run.log_metrics(0, _estimate_metrics(report.accuracy))
-        run.log_artifact(out_dir, "report")
+        dump = report.evidently.get("snapshot_dump")
+        for path in sorted(out_dir.iterdir()):  # not the workspace's ~1 MB reloadable copy
+            if str(path) != dump:
+                run.log_artifact(path, f"report/{path.name}" if path.is_dir() else "report")
     if report.accuracy is not None:
         _log_estimate_series(ctx, report.reference_version, report.accuracy)
     return run.run_id
