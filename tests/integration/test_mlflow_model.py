@@ -157,6 +157,7 @@ def served(mlflow_server: object, tmp_path: Path) -> Iterator[Callable[[str], st
             proc.wait(timeout=30)
 
 
+@pytest.mark.slow  # starts `mlflow models serve` (~20 s); pyfunc loading is checked in the default suite
 def test_mlflow_models_serve_answers_invocations_like_xfer_predict(
     mlflow_server: object,
     served: Callable[[str], str],
