@@ -10,19 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.flows.conftest import make_workdir, write_window
+from tests.flows.conftest import write_window
 from xferlib.context import Context
 from xferlib.drift.workspace import VERDICT_TAB, project_id
 from xferlib.stages import monitor
-
-
-@pytest.fixture(scope="module")
-def champion(
-    tmp_path_factory: pytest.TempPathFactory,
-    fashion: tuple[np.ndarray, np.ndarray],
-    mlflow_store: str,
-) -> Path:
-    return make_workdir(tmp_path_factory.mktemp("evws") / "wd", fashion)
 
 
 def _mean_values(snapshot: Any) -> dict[str, float]:

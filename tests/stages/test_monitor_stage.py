@@ -13,20 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.flows.conftest import make_workdir, write_window
+from tests.flows.conftest import write_window
 from xferlib.context import Context
 from xferlib.drift import load_reference
 from xferlib.stages import monitor, trigger
 from xferlib.stages.results import DriftResult
-
-
-@pytest.fixture(scope="module")
-def champion(
-    tmp_path_factory: pytest.TempPathFactory,
-    fashion: tuple[np.ndarray, np.ndarray],
-    mlflow_store: str,
-) -> Path:
-    return make_workdir(tmp_path_factory.mktemp("stages") / "wd", fashion)
 
 
 def test_the_champions_reference_is_its_held_out_images_capped_at_reference_size(
