@@ -52,7 +52,7 @@ class PrefectOrchestrator:
             while time.monotonic() < deadline:
                 if runner.poll() is not None:
                     raise RuntimeError(
-                        f"the Prefect runner exited ({runner.returncode}); see {self.services.log_dir}/prefect-runner.log"
+                        f"the Prefect runner exited ({runner.returncode}); see {self.services.group.log('prefect-runner')}"
                     )
                 try:
                     self.deployment_id = client.read_deployment_by_name("retrain/retrain").id

@@ -5,46 +5,42 @@ and a runner process serving the deployments. Both stop with their owner, also o
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any
+from types import TracebackType
 
 from xferlib.env import quiet_environ
-from xferlib.services import executable, free_port, wait_healthy
+from xferlib.services import ProcessGroup, executable, free_port, wait_healthy
 
-# what signal.signal returns: a handler, SIG_DFL/SIG_IGN, or None (not installed from Python)
-_Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 _bin = executable  # flows/demo.py's name for it
 
 
 class Services:
-    """`with Services(home) as api_url:` a Prefect server (and later a runner) for the block."""
+    """`with Services(home) as api_url:` a Prefect server (and later a runner) for the block.
+
+    The children live in a `xferlib.services.ProcessGroup` (the one `xfer ui` uses): each in its
+    own session, stopped as a whole group when the block ends, SIGTERM raising KeyboardInterrupt.
+    """
 
     def __init__(self, home: Path, port: int | None = None, log_dir: Path | None = None) -> None:
         self.home, self.port = home, port or free_port()
-        self.log_dir = log_dir or home
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.group = ProcessGroup(log_dir or home)
         self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self._old_term: _Handler = None
+
+    @property
+    def procs(self) -> list[subprocess.Popen[bytes]]:
+        return list(self.group.procs.values())
 
     def env(self) -> dict[str, str]:
         return quiet_environ(PREFECT_HOME=str(self.home), PREFECT_API_URL=self.api_url)
 
     def spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / log_name, "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            args, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.procs.append(proc)
-        return proc
+        """Start `args` with this server's environment, output appended to `<log_dir>/<log_name>`."""
+        return self.group.spawn(log_name.removesuffix(".log"), args, self.env())
 
     def __enter__(self) -> Services:
         self.home.mkdir(parents=True, exist_ok=True)
-        self._old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+        self.group.__enter__()
         os.environ.update(self.env())  # in-process Prefect clients talk to this server
         proc = self.spawn(
             [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -53,29 +49,14 @@ class Services:
         try:
             wait_healthy(f"{self.api_url}/health", 120, proc)
         except BaseException:
-            self.stop()
+            self.group.__exit__(None, None, None)
             raise
         return self
 
     def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        self.procs.clear()
+        self.group.stop()
 
     def __exit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.stop()
-        if self._old_term is not None:
-            signal.signal(signal.SIGTERM, self._old_term)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+        self.group.__exit__(et, e, tb)
