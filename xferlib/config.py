@@ -25,6 +25,7 @@ class ConfigError(ValueError):
 Strategy = Literal["scratch", "linear_probe", "full", "gradual_unfreeze", "lp_ft"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["auto", "fp32", "bf16"]
+AugmentPolicy = Literal["shift", "trivial_augment", "rand_augment"]
 # The drift verdict splits alpha over at most this many test families (embedding MMD, predicted
 # class chi-square, confidence KS, image-property KS: see xferlib/drift/check.py).
 MAX_TEST_FAMILIES = 4
@@ -76,6 +77,19 @@ class FinetuneParams:
     weight_decay: float = 1.0e-4
     label_smoothing: float = 0.0
     augment: bool = True
+    # what `augment` does (xferlib/finetune/recipe.py, torchvision transforms.v2): "shift" = flip and
+    # a small shift; "trivial_augment" / "rand_augment" = flip, random resized crop and that policy
+    augment_policy: AugmentPolicy = "shift"
+    random_erasing: float = 0.0  # probability of torchvision's RandomErasing per image
+    mixup_alpha: float = 0.0  # > 0: MixUp (and CutMix when cutmix_alpha > 0, one of them per batch)
+    cutmix_alpha: float = 0.0
+    warmup_epochs: int = 0  # linear warm-up of every learning rate before the cosine decay
+    ema_decay: float | None = None  # e.g. 0.999: validate and keep an EMA of the weights
+    # unlabelled images count (xferlib/finetune/semi.py): "pseudo_label" trains a teacher, labels
+    # the unlabelled pool where it is confident, then trains a student on both (Noisy Student)
+    semi_supervised: Literal["none", "pseudo_label"] = "none"
+    pseudo_threshold: float = 0.9  # the teacher's confidence a pseudo-label needs
+    pseudo_per_class: int = 500  # at most this many pseudo-labels per class, most confident first
     unfreeze_every: int = 1  # gradual_unfreeze: epochs between unfreezing the next block
     early_stopping_patience: int = 5
     bn_adapt: bool = False  # re-estimate BatchNorm statistics on target images before training
@@ -100,6 +114,14 @@ class FinetuneParams:
             _range("finetune.layer_decay", self.layer_decay, 0.0, 1.0, low_open=True)
         _range("finetune.weight_decay", self.weight_decay, 0.0, 1.0)
         _range("finetune.label_smoothing", self.label_smoothing, 0.0, 0.99)
+        _range("finetune.random_erasing", self.random_erasing, 0.0, 1.0)
+        _range("finetune.mixup_alpha", self.mixup_alpha, 0.0, 100.0)
+        _range("finetune.cutmix_alpha", self.cutmix_alpha, 0.0, 100.0)
+        _range("finetune.warmup_epochs", self.warmup_epochs, 0, 10_000)
+        _range("finetune.pseudo_threshold", self.pseudo_threshold, 0.0, 1.0)
+        _range("finetune.pseudo_per_class", self.pseudo_per_class, 1, 10_000_000)
+        if self.ema_decay is not None:
+            _range("finetune.ema_decay", self.ema_decay, 0.0, 0.99999, low_open=True)
         _range("finetune.unfreeze_every", self.unfreeze_every, 1, 10_000)
         _range("finetune.early_stopping_patience", self.early_stopping_patience, 1, 10_000)
         _range("finetune.num_workers", self.num_workers, 0, 64)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from xferlib.config import FinetuneParams
 from xferlib.data.imageset import ImageSet, augment
 from xferlib.finetune.layers import set_trainable, train_mode, unfrozen_blocks
+from xferlib.finetune.recipe import erase
 from xferlib.finetune.runtime import Runtime
 from xferlib.finetune.world import World, ddp_forward
 from xferlib.models import Classifier
@@ -39,6 +40,10 @@ class LoopContext:
     world: World = field(default_factory=World)
     ddp: dict[int, Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=dict)
     freeze_bn: bool = False  # BatchNorm running statistics stay fixed (see FinetuneParams)
+    # the recipe (xferlib.finetune.recipe): per-image uint8 augmentation, MixUp/CutMix, EMA weights
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    mix: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    ema: Any = None  # torch.optim.swa_utils.AveragedModel during an image phase, when enabled
 
 
 def seed_epoch(seed: int, epoch: int) -> torch.Generator:
@@ -92,9 +97,7 @@ def image_epoch(ctx: LoopContext, epoch: int, opt: Any, sched: Any) -> tuple[flo
     total = 0.0
     for part in parts:
         idx = world.shard(part)
-        x = model.preprocess(rt.to_device(ctx.train.images[idx]))
-        x = augment(x, gen) if cfg.augment else x
-        y = rt.to_device(ctx.train.labels[idx])  # type: ignore[index]
+        x, y = _batch(ctx, idx, gen)
         with rt.autocast():
             logits = forward(rt.layout(x))
         loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
@@ -102,9 +105,27 @@ def image_epoch(ctx: LoopContext, epoch: int, opt: Any, sched: Any) -> tuple[flo
         (loss * world.loss_scale(len(idx), len(part))).backward()
         opt.step()
         sched.step()
+        if ctx.ema is not None:
+            ctx.ema.update_parameters(model)
         total += loss.item() * len(idx)
     [total] = world.sum(total)
     return total / len(ctx.train), len(ctx.train), time.perf_counter() - t0
+
+
+def _batch(
+    ctx: LoopContext, idx: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training batch on the device: augmented, normalised images and their (soft) targets."""
+    model, cfg, rt = ctx.model, ctx.cfg, ctx.rt
+    images = ctx.train.images[idx]
+    if ctx.transform is not None:
+        x = model.preprocess(rt.to_device(ctx.transform(images)))
+    else:
+        x = model.preprocess(rt.to_device(images))
+        x = augment(x, gen) if cfg.augment else x
+    x = erase(x, cfg.random_erasing)
+    y = rt.to_device(ctx.train.labels[idx])  # type: ignore[index]
+    return ctx.mix(x, y) if ctx.mix is not None else (x, y)
 
 
 def _train_forward(ctx: LoopContext, n_unfrozen: int) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -137,10 +158,11 @@ def val_accuracy(ctx: LoopContext, batch_size: int = 256) -> float | None:
     model, rt, world = ctx.model, ctx.rt, ctx.world
     val = ctx.val if world.size == 1 else ctx.val.subset(world.shard(torch.arange(len(ctx.val))))
     model.eval()
+    net = ctx.forward if ctx.ema is None else ctx.ema.module.eval()
     correct = 0
     for start in range(0, len(val), batch_size):
         x = model.preprocess(rt.to_device(val.images[start : start + batch_size]))
         with rt.autocast():
-            pred = ctx.forward(rt.layout(x)).argmax(-1).cpu()
+            pred = net(rt.layout(x)).argmax(-1).cpu()
         correct += int((pred == val.labels[start : start + batch_size]).sum())  # type: ignore[index]
     return world.sum(correct)[0] / len(ctx.val)

@@ -35,6 +35,7 @@ from xferlib.finetune.epochs import (
 )
 from xferlib.finetune.features import cached_features
 from xferlib.finetune.layers import bn_adapt, bn_stats_estimated, param_groups, unfrozen_blocks
+from xferlib.finetune.recipe import batch_mix, image_transform, make_ema, scheduler, uses_policy
 from xferlib.finetune.runtime import Runtime, place_model, resolve_runtime
 from xferlib.finetune.world import World, sync_batchnorm
 from xferlib.models import Classifier
@@ -126,6 +127,8 @@ def fine_tune(
         forward,
         world,
         freeze_bn=freeze_bn,
+        transform=image_transform(cfg, model.preprocess.image_size) if uses_policy(cfg) else None,
+        mix=batch_mix(cfg, model.num_classes),
     )
     _run_phases(ctx, prog, saved)
     if prog.best_state is not None:
@@ -184,8 +187,9 @@ def _phases(cfg: FinetuneParams) -> list[_Phase]:
 
 def _restore(model: Classifier, saved: dict[str, Any], cfg: FinetuneParams) -> _Progress:
     was, now = saved["config"], dataclasses.asdict(cfg)
+    defaults = dataclasses.asdict(FinetuneParams())  # keys added since the checkpoint was written
     for key, value in now.items():
-        if key not in _RUNTIME_ONLY and was.get(key) != value:
+        if key not in _RUNTIME_ONLY and was.get(key, defaults[key]) != value:
             raise ValueError(
                 f"checkpoint was written with finetune.{key}={was.get(key)!r}, now {value!r}; resume with the same params or delete last.pt"
             )
@@ -197,8 +201,9 @@ def _restore(model: Classifier, saved: dict[str, Any], cfg: FinetuneParams) -> _
 def _optimizer(ctx: LoopContext, phase: _Phase) -> tuple[torch.optim.Optimizer, Any]:
     strategy = "linear_probe" if phase.kind == "probe" else ctx.cfg.strategy
     opt = torch.optim.AdamW(param_groups(ctx.model, ctx.cfg, strategy))
-    steps = math.ceil(len(ctx.train) / ctx.cfg.batch_size) * (phase.end - phase.start)
-    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+    per_epoch = math.ceil(len(ctx.train) / ctx.cfg.batch_size)
+    steps = per_epoch * (phase.end - phase.start)
+    return opt, scheduler(opt, steps, per_epoch * ctx.cfg.warmup_epochs)
 
 
 def _run_phase(
@@ -209,6 +214,9 @@ def _run_phase(
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
     probe = _probe_data(ctx) if phase.kind == "probe" else None
+    ctx.ema = make_ema(ctx.model, ctx.cfg) if probe is None else None
+    if ctx.ema is not None and saved is not None and saved["phase_start"] == phase.start:
+        ctx.ema.load_state_dict(saved["ema"])
     for epoch in bar(range(prog.epoch, phase.end), _EPOCHS[phase.kind], unit="epoch"):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
@@ -246,11 +254,14 @@ def _record(ctx: LoopContext, phase: _Phase, prog: _Progress, row: dict[str, Any
     if not phase.select_best:
         return
     acc = row["val_accuracy"]
+    weights = ctx.model if ctx.ema is None else ctx.ema.module  # what was validated
     if acc is None:  # no val set: the last epoch is the result
         prog.best_epoch = row["epoch"]
+        if ctx.ema is not None:
+            prog.best_state = {k: v.detach().cpu().clone() for k, v in weights.state_dict().items()}
     elif prog.best_acc is None or acc > prog.best_acc:
         prog.best_acc, prog.best_epoch, prog.bad_epochs = acc, row["epoch"], 0
-        prog.best_state = {k: v.detach().cpu().clone() for k, v in ctx.model.state_dict().items()}
+        prog.best_state = {k: v.detach().cpu().clone() for k, v in weights.state_dict().items()}
     else:
         prog.bad_epochs += 1
         prog.stopped = prog.bad_epochs >= ctx.cfg.early_stopping_patience
@@ -271,6 +282,7 @@ def _checkpoint(
         },  # no deep copy
         "rng": rng_states(),
         "config": dataclasses.asdict(ctx.cfg),
+        "ema": None if ctx.ema is None else ctx.ema.state_dict(),
     }
     save_checkpoint(ctx.checkpoint_dir, state)
 
