@@ -41,10 +41,10 @@ $(STAMP): pyproject.toml constraints.txt
 # The default suite: unit, data, model, drift, flows, integration (real servers on 127.0.0.1),
 # reliability, minus the tests marked `slow`; `make test-slow` runs those (.ci/run runs both).
 test: setup
-	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=900 -m "not slow"
+	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=900 -m "not slow" --durations=25
 
 test-slow: setup
-	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=1200 -m slow
+	$(VENV)/bin/pytest -q -p no:cacheprovider --timeout=1200 -m slow --durations=15
 
 test-fast: setup
 	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not slow and not integration and not reliability"

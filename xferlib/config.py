@@ -90,6 +90,7 @@ class FinetuneParams:
     semi_supervised: Literal["none", "pseudo_label"] = "none"
     pseudo_threshold: float = 0.9  # the teacher's confidence a pseudo-label needs
     pseudo_per_class: int = 500  # at most this many pseudo-labels per class, most confident first
+    pseudo_pool: int = 10_000  # unlabelled images the teacher scores (a seeded sample when more)
     unfreeze_every: int = 1  # gradual_unfreeze: epochs between unfreezing the next block
     early_stopping_patience: int = 5
     bn_adapt: bool = False  # re-estimate BatchNorm statistics on target images before training
@@ -120,6 +121,7 @@ class FinetuneParams:
         _range("finetune.warmup_epochs", self.warmup_epochs, 0, 10_000)
         _range("finetune.pseudo_threshold", self.pseudo_threshold, 0.0, 1.0)
         _range("finetune.pseudo_per_class", self.pseudo_per_class, 1, 10_000_000)
+        _range("finetune.pseudo_pool", self.pseudo_pool, 1, 100_000_000)
         if self.ema_decay is not None:
             _range("finetune.ema_decay", self.ema_decay, 0.0, 0.99999, low_open=True)
         _range("finetune.unfreeze_every", self.unfreeze_every, 1, 10_000)

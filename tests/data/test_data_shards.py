@@ -143,3 +143,23 @@ def test_writer_with_nothing_new_writes_no_manifest(tmp_path, params):
     with DatasetWriter(tmp_path / "ds", params):
         pass
     assert not (tmp_path / "ds" / "manifest.parquet").exists()
+
+
+def test_unlabelled_pool_is_every_image_outside_the_splits_without_labels(tmp_path, img, params):
+    from xferlib.data.splits import SPLITS, load_unlabelled, make_splits
+
+    images = [accepted(img, s) for s in range(30)]
+    labels = ["a", "b", "c"] * 8 + [None] * 6  # six unlabelled images
+    write(tmp_path / "ds", images, labels, params)
+    manifest = read_manifest(tmp_path / "ds")
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    splits = make_splits(manifest, 0.2, labels_per_class=2, seed=0)  # a few-label run
+    splits.to_parquet(prepared / SPLITS, index=False)
+    pool = load_unlabelled(tmp_path / "ds", prepared, limit=1000, seed=0)
+    in_splits = set(splits["sha256"])
+    assert pool.labels is None
+    assert set(pool.ids) == set(manifest["sha256"]) - in_splits
+    assert len(pool) == 30 - len(splits) and len(pool) > 6  # left-out train images count too
+    capped = load_unlabelled(tmp_path / "ds", prepared, limit=4, seed=0)
+    assert len(capped) == 4 and set(capped.ids) <= set(pool.ids)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from xferlib.data.imageset import ImageSet
 
@@ -88,3 +89,19 @@ def load_split(dataset_dir: Path, prepared: Path, split: str) -> ImageSet:
             f"labels {unknown} are not in the label map {sorted(label_map)}; re-run prepare"
         )
     return load_imageset(dataset_dir, rows, label_map=label_map)
+
+
+def load_unlabelled(dataset_dir: Path, prepared: Path, limit: int, seed: int) -> ImageSet:
+    """The dataset's images outside every prepared split, without labels: unlabelled images and
+    the train images a few-label run (`prepare.labels_per_class`) left out. At most `limit`, a
+    seeded sample when there are more; an empty ImageSet when there are none."""
+    from xferlib.data.shards import load_imageset, read_manifest
+
+    used = set(read_splits(prepared)["sha256"])
+    manifest = read_manifest(dataset_dir).drop_duplicates("sha256")
+    rows = manifest[~manifest["sha256"].isin(used)]
+    if len(rows) > limit:
+        rows = rows.sample(n=limit, random_state=seed)
+    if rows.empty:
+        return ImageSet(torch.zeros((0, 3, 1, 1), dtype=torch.uint8), None, [])
+    return load_imageset(dataset_dir, rows.reset_index(drop=True))

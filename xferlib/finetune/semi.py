@@ -51,6 +51,11 @@ class SelfTrainResult:
     pseudo: PseudoLabels
     kept: str  # "student" | "teacher": which weights the model holds now
 
+    @property
+    def final(self) -> TrainResult:
+        """The run whose weights the model holds."""
+        return self.student if self.kept == "student" and self.student else self.teacher
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "teacher": self.teacher.to_dict(),
@@ -108,9 +113,11 @@ def self_train(
         return SelfTrainResult(teacher, None, pseudo, "teacher")
     teacher_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(start)
+    offset = teacher.epochs_run  # the student's epochs follow the teacher's in logs and charts
     student = fine_tune(
         model, ImageSet.concat([train, pseudo.images]), val, cfg,
-        checkpoint_dir=_sub(ckpt, "student"), resume=resume, on_epoch=on_epoch, world=world,
+        checkpoint_dir=_sub(ckpt, "student"), resume=resume, world=world,
+        on_epoch=None if on_epoch is None else lambda e, row: on_epoch(e + offset, row),
     )  # fmt: skip
     if val is not None and (student.best_val_accuracy or 0.0) < (teacher.best_val_accuracy or 0.0):
         model.load_state_dict(teacher_state)

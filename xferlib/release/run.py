@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from xferlib.config import FinetuneParams
-from xferlib.context import Context
+from xferlib.context import Context, write_json
 from xferlib.data.imageset import ImageSet
 from xferlib.workdir import Workdir
 
@@ -103,10 +103,21 @@ def fit(
     cfg: FinetuneParams,
     **kw: Any,
 ) -> TrainResult:
-    """`finetune.fine_tune` with the work dir's feature cache."""
+    """`finetune.fine_tune` with the work dir's feature cache; with `semi_supervised:
+    pseudo_label`, teacher -> pseudo-labels -> student over the dataset's unlabelled images (the
+    kept model's TrainResult is returned; the pseudo-labels go to model/semi.json)."""
     from xferlib.finetune import fine_tune
 
-    return fine_tune(model, train, val, cfg, feature_cache=ctx.wd.feature_cache, **kw)
+    if cfg.semi_supervised == "none":
+        return fine_tune(model, train, val, cfg, feature_cache=ctx.wd.feature_cache, **kw)
+    from xferlib.data.splits import load_unlabelled
+    from xferlib.finetune.semi import self_train
+
+    ds = ctx.wd.dataset(ctx.params.data.dataset)
+    pool = load_unlabelled(ds, ctx.wd.prepared, cfg.pseudo_pool, cfg.seed)
+    res = self_train(model, train, pool, val, cfg, **kw)
+    write_json(ctx.wd.model_dir / "semi.json", res.to_dict())
+    return res.final
 
 
 def load_champion_model(ctx: Context) -> tuple[Classifier, str]:

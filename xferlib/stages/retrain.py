@@ -154,7 +154,11 @@ def _log_drift_report(ctx: Context, run: Tracker, report_id: str) -> None:
 
 def _retrain_config(ctx: Context) -> FinetuneParams:
     rp = ctx.params.retrain
-    return dataclasses.replace(ctx.params.finetune, strategy=rp.strategy, epochs=rp.epochs)
+    # the retrain's unlabelled images are the drifted windows, which it does not read yet: it
+    # fine-tunes on its labelled feedback (and replay) alone, whatever `semi_supervised` says
+    return dataclasses.replace(
+        ctx.params.finetune, strategy=rp.strategy, epochs=rp.epochs, semi_supervised="none"
+    )
 
 
 def _reference_images(ctx: Context, fb: _Feedback) -> ImageSet:
