@@ -111,10 +111,68 @@ def transfer_table(results: Results) -> str:
         f"{b['longest_fine_tune_steps']}). "
         "Best pretrained minus scratch: " + "; ".join(gaps) + ".",
     ]
+    if r.get("recipe"):
+        lines += ["", _recipe_note(r["recipe"])]
+    if r.get("scratch_match"):
+        lines += ["", _match_note(r["scratch_match"], r["rows"])]
     if not r.get("complete", True):
         lines.append(
             "**Partial run**: the cells marked *not run* did not finish; the rest are final."
         )
+    return "\n".join(lines)
+
+
+def _recipe_note(recipe: dict[str, Any]) -> str:
+    changes = ", ".join(f"`{k}: {v}`" for k, v in recipe["changes"].items()) or "no change"
+    return (
+        f"`recipe` = `full` at {recipe['image_size']} px with {changes}, chosen by "
+        f"`bench/recipe.py` on its held-out selection split (commit `{str(recipe['commit'])[:7]}`); "
+        "`semi` = the same plus teacher → pseudo-labels → student over 10,000 unlabelled train images."
+    )
+
+
+def _match_note(match: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    scratch = {x["labels_per_class"]: x for x in rows if x["strategy"] == "scratch"}
+    tried = ", ".join(f"{p} / class {scratch[p]['accuracy_mean']:.3f}" for p in match["tried"])
+    where = (
+        f"scratch needs **{match['matched_at']} labels per class**"
+        if match["matched_at"]
+        else f"scratch did not get there with up to {match['tried'][-1]} labels per class"
+    )
+    return (
+        f"To match the best pretrained cell at 50 / class ({match['target_cell']}, "
+        f"{match['target']:.3f}), {where} (scratch at {tried})."
+    )
+
+
+def recipe_ablation(results: Results) -> str:
+    if "recipe" not in results:
+        return _missing("recipe")
+    r = results["recipe"]
+    base = next(x for x in r["rows"] if x["name"] == "base")["selection_accuracy_mean"]
+    lines = [
+        "| configuration | size | selection accuracy | vs base | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    for x in r["rows"]:
+        changes = ", ".join(f"{k}={v}" for k, v in x["changes"].items()) or "—"
+        secs = sum(run["seconds"] for run in x["runs"]) / len(x["runs"])
+        delta = 100 * (x["selection_accuracy_mean"] - base)
+        lines.append(
+            f"| {x['name']} ({changes}) | {x['image_size']} | "
+            f"{x['selection_accuracy_mean']:.3f} | {delta:+.1f} | {secs:.0f} |"
+        )
+    cfg = r["config"]
+    lines += [
+        "",
+        f"{cfg['backbone']}, {cfg['labels_per_class']} labels per class, mean over "
+        f"{cfg['seeds']} seed(s); scored on {cfg['selection_images']:,} held-out train images "
+        f"(never test), early stopping on {cfg['validation_images']} more "
+        f"(`bench/results/recipe.json`, {_prov(r)}; seconds per run on "
+        f"{cfg['threads']} thread(s), load average {r['load_average_1m']['mean']:.1f}).",
+    ]
+    if not r.get("complete", True):
+        lines.append("**Partial run**: the rows above finished; the chosen recipe is not final.")
     return "\n".join(lines)
 
 
@@ -159,4 +217,5 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "demo-figures": demo_figures,
     "transfer": transfer_table,
     "transfer-selection": transfer_selection,
+    "recipe": recipe_ablation,
 }

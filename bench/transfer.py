@@ -8,13 +8,19 @@ Protocol (every choice on validation, the test set read once per reported seed):
 - Selection (seed 0, 50 labels per class, validation accuracy only):
   `freeze_bn_stats` on/off for every fine-tuning strategy (one value for the table, the best
   mean), and the scratch learning rate from SCRATCH_LRS.
-- Fine-tuning cells: the library's recipe per strategy (fixed epochs, see `cell_params`) with
+- Fine-tuning cells: the library's strategy defaults (fixed epochs, see `cell_params`) with
   early stopping and best-epoch restore on validation.
 - Scratch cells get a scratch budget: up to SCRATCH_STEPS optimizer steps (several times the
   longest fine-tuning cell; the JSON records both), early stopping on validation after
   SCRATCH_PATIENCE_STEPS without improvement, the learning rate chosen above. Tiny label sets are
   repeated within an epoch so that one epoch is at least EPOCH_IMAGES images (validation is
   checked once per epoch; augmentation makes the copies differ).
+- Recipe rows: `recipe` is the `full` cell with the changes bench/recipe.py chose on its own
+  held-out selection split (never test; read from bench/results/recipe.json, its commit recorded);
+  `semi` adds teacher -> pseudo-labels -> student over POOL_SIZE unlabelled images of the train
+  pool (labels dropped, the seed's labelled draw excluded).
+- Scratch match: scratch at 100, 200, 500, 1,000 labels per class, in order, until its test
+  accuracy reaches the best pretrained cell at 50 per class (`scratch_match` says where).
 - Seeds: 3, unless seed 0 shows that 3 would take over --max-cell-seconds (10 min); then 1 and
   the row says so.
 
@@ -27,6 +33,7 @@ steps, epochs, early stopping), budgets, provenance.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 import sys
@@ -46,10 +53,20 @@ from xferlib.data.fashion import FASHION_CLASSES, FASHION_ROOT, load_fashion_mni
 from xferlib.data.imageset import ImageSet  # noqa: E402
 from xferlib.evaluate import metrics_from_probs  # noqa: E402
 from xferlib.finetune import cached_features, fine_tune, resolve_runtime  # noqa: E402
+from xferlib.finetune.semi import self_train  # noqa: E402
 from xferlib.models import Classifier, create_backbone  # noqa: E402
 
-STRATEGIES = ["scratch", "linear_probe", "full", "gradual_unfreeze", "lp_ft"]
+STRATEGIES = ["scratch", "linear_probe", "full", "gradual_unfreeze", "lp_ft", "recipe", "semi"]
+TABLE = ["scratch", "linear_probe", "full", "lp_ft", "recipe", "semi"]  # the default rows
 FINE_TUNES = ["full", "gradual_unfreeze", "lp_ft"]
+RECIPES = (
+    "recipe",
+    "semi",
+)  # the recipe chosen by bench/recipe.py on validation, and + pseudo-labels
+RECIPE_FILE = Path(__file__).resolve().parent / "results" / "recipe.json"
+RECIPE_BASE_EPOCHS = 8  # bench/recipe.py's base budget at 50 per class (its `epochs` scale from it)
+POOL_SIZE = 10_000  # the semi row's unlabelled pool: the rest of the train pool, labels dropped
+SCRATCH_MATCH = (100, 200, 500, 1000)  # labels per class scratch tries until it matches
 VAL_PER_CLASS = 50
 VAL_SEED = 10_000  # the validation draw; few-label draws use seeds 0, 1, 2
 PROBE_EPOCHS = 50  # head on cached features: cheap, so train it to convergence
@@ -111,6 +128,8 @@ def cell_params(strategy: str, n_train: int, seed: int, args: argparse.Namespace
             augment=True,
             **common_kw,
         )
+    if strategy in RECIPES:
+        return recipe_params(strategy, n_train, seed, args)
     return FinetuneParams(
         strategy=strategy,  # type: ignore[arg-type]
         epochs=args.epochs or max(3, min(30, math.ceil(IMAGE_STEPS / n_train))),
@@ -121,6 +140,32 @@ def cell_params(strategy: str, n_train: int, seed: int, args: argparse.Namespace
         augment=True,
         **common_kw,
     )
+
+
+def recipe_params(
+    strategy: str, n_train: int, seed: int, args: argparse.Namespace
+) -> FinetuneParams:
+    """The `full` cell's params with bench/recipe.py's chosen changes; a longer budget chosen
+    there scales this cell's epochs by the same factor."""
+    full = cell_params("full", n_train, seed, args)
+    changes = dict(args.recipe["changes"])
+    scale = changes.pop("epochs", RECIPE_BASE_EPOCHS) / RECIPE_BASE_EPOCHS
+    cfg = dataclasses.replace(full, **changes, epochs=max(1, round(full.epochs * scale)))
+    if strategy == "semi":
+        cfg = dataclasses.replace(cfg, semi_supervised="pseudo_label")
+    return cfg
+
+
+def load_recipe(path: Path) -> dict[str, Any]:
+    """bench/recipe.py's choice (made on validation); the recipe rows cannot run without it."""
+    import json
+
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing; run bench/recipe.py first or drop the recipe rows")
+    result = json.loads(path.read_text())
+    if not result.get("complete") or result.get("quick") or not result.get("chosen"):
+        raise SystemExit(f"{path} is not a complete recipe selection; rerun bench/recipe.py")
+    return {**result["chosen"], "commit": result["provenance"]["commit"]}
 
 
 def scratch_reps(n_train: int) -> int:
@@ -143,14 +188,24 @@ def train_one(
 ) -> tuple[Classifier, dict[str, Any]]:
     """Train one model with `strategy`; returns it and what the run did (validation only)."""
     torch.manual_seed(seed)
-    backbone = create_backbone(
-        args.backbone, pretrained=strategy != "scratch", image_size=args.image_size
-    )
+    size = args.recipe["image_size"] if strategy in RECIPES else args.image_size
+    backbone = create_backbone(args.backbone, pretrained=strategy != "scratch", image_size=size)
     model = Classifier(backbone, len(FASHION_CLASSES))
     data = scratch_set(train) if strategy == "scratch" else train
     cfg = cell_params(strategy, len(train), seed, args)
-    res = fine_tune(model, data, val, cfg, feature_cache=args.feature_cache)
+    extra: dict[str, Any] = {}
+    if strategy == "semi":
+        semi = self_train(model, train, unlabelled_pool(args.pool, train, seed), val, cfg)
+        res = semi.final
+        extra = {"pseudo_labels": semi.pseudo.to_dict(), "kept": semi.kept}
+        if semi.student is not None:
+            extra["student_steps"] = optimizer_steps(
+                semi.student.history, len(train) + len(semi.pseudo.images), cfg.batch_size
+            )
+    else:
+        res = fine_tune(model, data, val, cfg, feature_cache=args.feature_cache)
     run = {
+        **extra,
         "seed": seed,
         "val_accuracy": res.best_val_accuracy,
         "epochs_run": res.epochs_run,
@@ -160,6 +215,15 @@ def train_one(
         "stopped_early": res.epochs_run < cfg.epochs + cfg.lp_epochs * (strategy == "lp_ft"),
     }
     return model, run
+
+
+def unlabelled_pool(pool: ImageSet, train: ImageSet, seed: int) -> ImageSet:
+    """POOL_SIZE images of the train pool outside this seed's labelled draw, labels dropped."""
+    drawn = set(train.ids)
+    rest = torch.tensor([i for i, x in enumerate(pool.ids) if x not in drawn])
+    g = torch.Generator().manual_seed(seed)
+    picked = pool.subset(rest[torch.randperm(len(rest), generator=g)[:POOL_SIZE]])
+    return ImageSet(picked.images, None, picked.ids)
 
 
 def test_accuracy(
@@ -215,6 +279,7 @@ def run_cell(
 ) -> dict[str, Any]:
     """All seeds of one cell, dropping to 1 seed when seed 0 shows 3 would exceed the cap."""
     runs, start = [], time.perf_counter()
+    args.pool = pool
     for seed in range(args.seeds):
         model, run = train_one(strategy, few_labels(pool, per_class, seed), val, seed, args)
         run["test_accuracy"] = test_accuracy(model, strategy, test, args)
@@ -256,7 +321,12 @@ def budgets(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description="Fashion-MNIST transfer table")
-    ap.add_argument("--strategies", nargs="+", default=STRATEGIES, choices=STRATEGIES)
+    ap.add_argument("--strategies", nargs="+", default=TABLE, choices=STRATEGIES)
+    ap.add_argument("--recipe", type=Path, default=RECIPE_FILE, help="bench/recipe.py's result")
+    ap.add_argument(
+        "--scratch-match", nargs="*", type=int, default=list(SCRATCH_MATCH),
+        help="labels per class scratch tries, in order, until it matches the best cell at 50",
+    )  # fmt: skip
     ap.add_argument("--labels", nargs="+", type=int, default=[10, 50, 500])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--backbone", default="efficientnet_lite0")
@@ -273,6 +343,13 @@ def parse() -> argparse.Namespace:
     args = ap.parse_args()
     args.epochs, args.test_limit, args.select_per_class = None, None, 50
     args.freeze_bn, args.scratch_lr = True, SCRATCH_LRS[0]  # replaced by the selection
+    args.recipe = None
+    if any(s in RECIPES for s in args.strategies):
+        args.recipe = (
+            {"image_size": 32, "changes": {"augment_policy": "trivial_augment"}, "commit": None}
+            if args.quick
+            else load_recipe(args.recipe)
+        )
     if args.quick:
         args.labels, args.seeds, args.epochs, args.test_limit = [2], 1, 1, 200
         args.select_per_class, args.image_size, args.select_scratch_steps = 2, 32, 16
@@ -301,7 +378,62 @@ def main() -> None:
                 flush=True,
             )
             # every finished cell is written at once: an interrupted run keeps what it measured
-            write(args, test, val, selection, rows, load, complete=len(rows) == len(cells))
+            write(args, test, val, selection, rows, load, complete=False)
+        match = scratch_match(
+            rows,
+            pool,
+            val,
+            test,
+            args,
+            lambda: write(args, test, val, selection, rows, load, complete=False),
+        )
+        write(args, test, val, selection, rows, load, complete=True, match=match)
+
+
+def scratch_match(
+    rows: list[dict[str, Any]],
+    pool: ImageSet,
+    val: ImageSet,
+    test: ImageSet,
+    args: argparse.Namespace,
+    save: Any,
+) -> dict[str, Any] | None:
+    """Scratch at more labels per class, in order, until it reaches the best pretrained cell at
+    50 per class; the rows join the table, the summary says where it got there (or that it did not)."""
+    at50 = [r for r in rows if r["labels_per_class"] == 50 and r["strategy"] != "scratch"]
+    if not at50 or not args.scratch_match or "scratch" not in args.strategies:
+        return None
+    best = max(at50, key=lambda r: r["accuracy_mean"])
+    target = best["accuracy_mean"]
+    tried = []
+    for per_class in args.scratch_match:
+        row = next(
+            (r for r in rows if r["strategy"] == "scratch" and r["labels_per_class"] == per_class),
+            None,
+        )
+        if row is None:
+            row = run_cell("scratch", per_class, pool, val, test, args)
+            row["match_search"] = True
+            rows.append(row)
+            save()
+        tried.append(per_class)
+        print(
+            f"scratch {per_class:>5}/class  {row['accuracy_mean']:.4f} (target {target:.4f})",
+            flush=True,
+        )
+        if row["accuracy_mean"] >= target:
+            return {
+                "target": target,
+                "target_cell": f"{best['strategy']}@50",
+                "tried": tried,
+                "matched_at": per_class,
+            }
+    return {
+        "target": target,
+        "target_cell": f"{best['strategy']}@50",
+        "tried": tried,
+        "matched_at": None,
+    }
 
 
 def write(
@@ -312,6 +444,7 @@ def write(
     rows: list[dict[str, Any]],
     load: common.LoadSampler,
     complete: bool,
+    match: dict[str, Any] | None = None,
 ) -> None:
     common.write_result("transfer", {
         "what": "Fashion-MNIST test accuracy after training on N labelled images per class",
@@ -329,6 +462,8 @@ def write(
         },
         "budgets": budgets(args),
         "selection": selection,
+        "recipe": args.recipe,
+        "scratch_match": match,
         "rows": rows,
         "load_average_1m": load.summary(),
     }, out=args.out)  # fmt: skip
