@@ -134,6 +134,13 @@ def start() -> Provenance:
     return _PROVENANCE
 
 
+def session() -> dict[str, Any]:
+    """This invocation's commit and start (a result finished over several runs lists each)."""
+    if _PROVENANCE is None:
+        raise RuntimeError("call common.start() first")
+    return {"commit": _PROVENANCE.commit, "started_utc": _PROVENANCE.started_utc}
+
+
 def ratio_summary(pairs: list[list[float]]) -> dict[str, float]:
     """Median, min and max of numerator/denominator over the pairs (the figure the tests check)."""
     ratios = [a / b for a, b in pairs]

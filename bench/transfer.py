@@ -24,7 +24,8 @@ Protocol (every choice on validation, the test set read once per reported seed):
 - Seeds: 3, unless seed 0 shows that 3 would take over --max-cell-seconds (10 min); then 1 and
   the row says so.
 
-    .venv/bin/python bench/transfer.py                  # the table (about an hour on 2 cores)
+    .venv/bin/python bench/transfer.py                  # the table (hours on 2 cores)
+    .venv/bin/python bench/transfer.py --resume         # continue an interrupted run of the same code
     .venv/bin/python bench/transfer.py --quick --out /tmp/transfer_smoke.json   # ~2 min
 Writes bench/results/transfer.json: selection, rows (per cell: accuracies per seed, optimizer
 steps, epochs, early stopping), budgets, provenance.
@@ -278,7 +279,7 @@ def run_cell(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """All seeds of one cell, dropping to 1 seed when seed 0 shows 3 would exceed the cap."""
-    runs, start = [], time.perf_counter()
+    runs, start, started = [], time.perf_counter(), common.session()
     args.pool = pool
     for seed in range(args.seeds):
         model, run = train_one(strategy, few_labels(pool, per_class, seed), val, seed, args)
@@ -295,6 +296,7 @@ def run_cell(
         "seeds": len(runs),
         "seconds": round(time.perf_counter() - start, 1),
         "runs": runs,
+        "session": started,  # the commit and start of the invocation that measured this cell
     }
     if len(runs) < args.seeds:
         row["note"] = (
@@ -340,6 +342,10 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, not a result")
+    ap.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run of the same code (keeps its selection and finished cells)",
+    )  # fmt: skip
     args = ap.parse_args()
     args.epochs, args.test_limit, args.select_per_class = None, None, 50
     args.freeze_bn, args.scratch_lr = True, SCRATCH_LRS[0]  # replaced by the selection
@@ -356,6 +362,53 @@ def parse() -> argparse.Namespace:
     return args
 
 
+def code_fingerprint(args: argparse.Namespace) -> str:
+    """What a cell's number depends on: this script, the training and model code, the params
+    defaults, the chosen recipe and the options that shape a cell. `--resume` keeps only rows
+    with the same fingerprint, so a table finished over several sessions is one computation."""
+    import hashlib
+    import json
+
+    root = Path(__file__).resolve().parent.parent
+    files = [Path(__file__), root / "xferlib/data/imageset.py", root / "xferlib/data/fashion.py"]
+    files += sorted((root / "xferlib/finetune").glob("*.py"))
+    files += sorted((root / "xferlib/models").glob("*.py"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.read_bytes())
+    shape = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in vars(args).items()
+        if k
+        in (
+            "backbone",
+            "image_size",
+            "seeds",
+            "max_cell_seconds",
+            "scratch_steps",
+            "select_scratch_steps",
+            "quick",
+        )
+    }
+    recipe = None if args.recipe is None else {k: args.recipe[k] for k in ("image_size", "changes")}
+    h.update(json.dumps([asdict(FinetuneParams()), shape, recipe], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def earlier(args: argparse.Namespace, fingerprint: str) -> dict[str, Any] | None:
+    """The interrupted run `--resume` continues: same output file, same code fingerprint."""
+    import json
+
+    path = args.out or common.RESULTS / "transfer.json"
+    if not args.resume or not path.is_file():
+        return None
+    body = json.loads(path.read_text())
+    if body.get("complete") or body.get("code_fingerprint") != fingerprint:
+        print(f"--resume: {path} is complete or from other code; starting afresh", flush=True)
+        return None
+    return body
+
+
 def main() -> None:
     common.quiet_env()
     common.start()
@@ -364,12 +417,16 @@ def main() -> None:
     train_all = fashion_imageset("train")
     test = fashion_imageset("test", args.test_limit)
     pool, val = split_pool(train_all, 2 if args.quick else VAL_PER_CLASS)
+    args.fingerprint = code_fingerprint(args)
+    before = earlier(args, args.fingerprint)
+    args.sessions = ([*before["sessions"]] if before else []) + [common.session()]
     with common.sampling_load(30.0) as load:
-        selection = select(pool, val, args)
+        selection = before["selection"] if before else select(pool, val, args)
         args.freeze_bn, args.scratch_lr = selection["freeze_bn_stats"], selection["scratch_lr"]
         print(f"selection: {selection}", flush=True)
-        rows: list[dict[str, Any]] = []
-        cells = [(p, s) for p in args.labels for s in args.strategies]
+        rows: list[dict[str, Any]] = list(before["rows"]) if before else []
+        done = {(r["strategy"], r["labels_per_class"]) for r in rows}
+        cells = [(p, s) for p in args.labels for s in args.strategies if (s, p) not in done]
         for per_class, strategy in cells:
             rows.append(run_cell(strategy, per_class, pool, val, test, args))
             r = rows[-1]
@@ -463,6 +520,8 @@ def write(
         "budgets": budgets(args),
         "selection": selection,
         "recipe": args.recipe,
+        "code_fingerprint": args.fingerprint,
+        "sessions": args.sessions,
         "scratch_match": match,
         "rows": rows,
         "load_average_1m": load.summary(),
