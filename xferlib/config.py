@@ -139,8 +139,15 @@ class RegistryParams:
     max_forgetting: float = 0.01  # and may lose at most this much on the original ID holdout
     # floor on the holdout metric: what guards the first version, which has no champion to beat
     min_accuracy: float = 0.5
+    # watch after a promotion: for this many windows the previous champion scores in shadow, and
+    # the aliases roll back when the new champion's label-free accuracy estimate falls more than
+    # rollback_margin below the previous one's on the same window (0 windows: no watch)
+    watch_windows: int = 3
+    rollback_margin: float = 0.03
 
     def check(self) -> None:
+        _range("registry.watch_windows", self.watch_windows, 0, 100_000)
+        _range("registry.rollback_margin", self.rollback_margin, 0.0, 1.0)
         _range("registry.min_improvement", self.min_improvement, 0.0, 1.0)
         _range("registry.max_forgetting", self.max_forgetting, 0.0, 1.0)
         _range("registry.min_accuracy", self.min_accuracy, 0.0, 1.0)

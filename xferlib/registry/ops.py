@@ -168,9 +168,10 @@ def apply_decision(tracking_uri: str, name: str, decision: PromotionDecision) ->
     return [r for r in history(tracking_uri, name) if r.version == decision.challenger.version][-1]
 
 
-def rollback(tracking_uri: str, name: str) -> AuditRow:
+def rollback(tracking_uri: str, name: str, reason: str = "") -> AuditRow:
     """Make `previous-champion` the champion again; its own predecessor becomes the new rollback
-    target (from the audit history), so repeated rollbacks walk back in time."""
+    target (from the audit history), so repeated rollbacks walk back in time. `reason` (why, for
+    an automatic rollback) goes into the audit row and the version's description."""
     if unfinished_versions(tracking_uri, name):
         raise RuntimeError(
             f"{name} has an unfinished registry operation; run registry.resume first"
@@ -185,12 +186,13 @@ def rollback(tracking_uri: str, name: str) -> AuditRow:
         "rolled_back",
         current,
         target,
-        f"rollback v{current} -> v{target}",
+        f"rollback v{current} -> v{target}" + (f": {reason}" if reason else ""),
         uuid.uuid4().hex,
     )
     record = {DECISION: "rolled_back", DECISION_ID: row.decision_id, ROLLBACK_TO: target}
     said = get_version_info(tracking_uri, name, current).description
     note = f"**Rolled back** (`{row.decision_id}`): v{target} is champion again."
+    note += f" {reason}" if reason else ""
     describe_version(tracking_uri, name, current, f"{said}\n\n---\n\n{note}" if said else note)
     tag_version(tracking_uri, name, current, {**record, STATUS: "applying"})
     _finish_rollback(tracking_uri, name, row)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from xferlib.context import Context, PathLike, write_json
 from xferlib.data.imageset import ImageList
+from xferlib.release import watch
 from xferlib.stages.results import DriftResult, ScoreResult
 
 if TYPE_CHECKING:
@@ -102,6 +103,9 @@ def score_images(
     frame = drift.monitoring_frame(
         probs, feats, ref.pca, props, meta[["image_id", "model_version", "window_id", "ts"]]
     )
+    shadow = watch.shadow_version(ctx, str(pred.version)) if model_uri is None else None
+    if shadow is not None:  # the previous champion scores the same images (the watch)
+        frame = frame.assign(**watch.shadow_columns(ctx, shadow, images))
     predicted = {
         pred.class_names[k]: int(v)
         for k, v in zip(*np.unique(probs.argmax(1), return_counts=True), strict=True)
@@ -158,7 +162,8 @@ def drift(
     out_dir = ctx.wd.reports / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     report = _check(ctx, frame, out_dir)
     window = str(frame["window_id"].iloc[-1]) if "window_id" in frame else None
-    saved = DriftResult(report, window)
+    watched = watch.judge(ctx, frame, report.accuracy, _reference_for)
+    saved = DriftResult(report, window, watch=watched)
     # the one JSON of this report: the verdict plus its window (the MLflow run id comes after)
     write_json(Path(report.report_json or out_dir / "report.json"), saved.to_dict())
     run_id = _log_report(ctx, out_dir, report)
@@ -166,7 +171,7 @@ def drift(
         _record_snapshot(ctx, report, {"window_id": window or "", "mlflow_run_id": run_id})
     if dump := report.evidently.get("snapshot_dump"):  # the workspace holds its own copy now
         Path(dump).unlink(missing_ok=True)
-    return DriftResult(report, window, mlflow_run_id=run_id)
+    return DriftResult(report, window, mlflow_run_id=run_id, watch=watched)
 
 
 def _record_snapshot(ctx: Context, report: DriftReport, meta: dict[str, str]) -> None:

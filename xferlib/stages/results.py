@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # torch-heavy modules: imported where a result is parsed, not
     from xferlib.evaluate import EvalResult
     from xferlib.finetune.train import TrainResult
     from xferlib.registry.audit import AuditRow
+    from xferlib.release.watch import WatchResult
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ class DriftResult:
     report: DriftReport
     window_id: str | None
     mlflow_run_id: str | None = None
+    watch: WatchResult | None = None  # the champion against its shadow, after a promotion
 
     @property
     def report_id(self) -> str:
@@ -162,15 +164,19 @@ class DriftResult:
 
     def to_dict(self) -> dict[str, Any]:
         out = {**self.report.to_dict(), "window_id": self.window_id}
+        if self.watch is not None:
+            out["watch"] = self.watch.to_dict()
         return out if self.mlflow_run_id is None else {**out, "mlflow_run_id": self.mlflow_run_id}
 
     @staticmethod
     def from_dict(raw: dict[str, Any]) -> DriftResult:
         """Parse a drift result that crossed a JSON boundary (CLI output, a saved report)."""
         from xferlib.drift.check import DriftReport
+        from xferlib.release.watch import WatchResult
 
         report = DriftReport.from_dict(raw)
-        return DriftResult(report, raw.get("window_id"), raw.get("mlflow_run_id"))
+        watched = WatchResult(**raw["watch"]) if raw.get("watch") else None
+        return DriftResult(report, raw.get("window_id"), raw.get("mlflow_run_id"), watched)
 
 
 @dataclass(frozen=True)
