@@ -9,9 +9,13 @@ most `cfg.alpha` overall, whatever the dependence between tests). With F familie
 The window drifts if any test rejects at its threshold. Each test is valid at any window size
 (permutation or exact nulls; `DriftParams.check` makes B large enough to reach alpha / F), so the
 verdict's false-alarm rate is at most alpha at every n: tests/drift/test_false_alarms.py checks
-it on 1,000 clean windows at n = 50, 100 and 200. Evidently's per-column report is computed
-alongside (for the HTML and the columns it flags) but never decides: its defaults are not
-calibrated (see FACTS.md and bench/drift_power.py).
+it on 1,000 clean windows at n = 50, 100 and 200.
+
+With Evidently on (`render=True`) these tests run *inside* Evidently's report, as its metrics and
+tests (`evidently_verdict.py`: the same `run_tests` on the same columns), and the verdict is read
+back from that report, so the HTML, its test results and `evidently ui` show exactly what xfer acts
+on. Evidently's own per-column preset follows in the report for information but never decides:
+its defaults are not calibrated (see FACTS.md and bench/drift_power.py).
 """
 
 from __future__ import annotations
@@ -87,25 +91,32 @@ def check_drift(
 ) -> DriftReport:
     """Compare one window of monitoring rows with the reference; see the module doc for the tests.
 
-    `render=False` skips Evidently (the fast path: ~0.1-0.5 s at 100k rows x 64 columns); with
-    `out_dir`, Evidently's HTML + JSON and this report's JSON are written there (`report_json`;
+    `render=False` skips Evidently (the fast path: ~0.1-0.5 s at 100k rows x 64 columns: the same
+    `run_tests`, called directly); with `out_dir`, Evidently's HTML + JSON (also for a window too
+    small to judge: it says so) and this report's JSON are written there (`report_json`;
     `save_json=False` leaves that file to a caller that adds its own fields, so it is written once).
     """
     cols = _validate(reference, current)
     report_id = _report_id(reference_version, current[cols], cfg)
     sizes: dict[str, Any] = {"window_size": len(current), "reference_size": len(reference)}
-    if len(current) < cfg.min_window:
-        return DriftReport(False, "insufficient_data", **sizes, reference_version=reference_version,
-                           tests={}, drifted_columns=[], report_id=report_id)  # fmt: skip
-    tests = run_tests(reference[cols], current[cols], cfg)
-    drifted = [_column_of(name) for name, t in tests.items() if t.drift]
     evid: dict[str, Any] = {}
-    if render:
-        from xferlib.drift.evidently_adapter import evidently_summary
+    if render:  # the verdict is computed inside Evidently's report and read back from it
+        from xferlib.drift.evidently_adapter import evidently_report
 
         stem = f"drift-{report_id}"
-        evid = evidently_summary(reference[cols], current[cols], out_dir=out_dir, stem=stem)
+        tests, evid = evidently_report(
+            reference[cols], current[cols], cfg, out_dir=out_dir, stem=stem
+        )
+    elif len(current) >= cfg.min_window:
+        tests = run_tests(reference[cols], current[cols], cfg)
+    else:
+        tests = {}
     html = evid.pop("html", None)
+    if len(current) < cfg.min_window:
+        return DriftReport(False, "insufficient_data", **sizes, reference_version=reference_version,
+                           tests={}, drifted_columns=[], evidently=evid, report_html=html,
+                           report_id=report_id)  # fmt: skip
+    drifted = [_column_of(name) for name, t in tests.items() if t.drift]
     json_path = str(Path(out_dir) / f"drift-{report_id}.json") if out_dir is not None else None
     report = DriftReport(
         bool(drifted), "drift" if drifted else "no_drift", **sizes, reference_version=reference_version,
