@@ -30,24 +30,16 @@ import numpy as np
 import pandas as pd
 
 from xferlib.atomic import atomic_write_text
-from xferlib.config import MAX_TEST_FAMILIES, DriftParams
+from xferlib.config import DriftParams
+from xferlib.drift.calibrated import TestResult, run_tests
 from xferlib.drift.estimate import AccuracyEstimate
-from xferlib.drift.features import MODEL_COLUMNS, PROPERTY_COLUMNS, feature_columns
-from xferlib.drift.stats import chi2_test, ks_test, mmd_test
+from xferlib.drift.features import MODEL_COLUMNS, feature_columns
 
 Status = Literal["drift", "no_drift", "insufficient_data"]
 
 
 class DriftInputError(ValueError):
     """A monitoring window or reference the drift check cannot use; the message names the columns."""
-
-
-@dataclass(frozen=True)
-class TestResult:
-    statistic: float
-    p_value: float
-    threshold: float  # reject (drift) when p_value <= threshold
-    drift: bool
 
 
 @dataclass(frozen=True)
@@ -127,35 +119,6 @@ def check_drift(
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json_path, json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     return report
-
-
-def run_tests(
-    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftParams
-) -> dict[str, TestResult]:
-    """All calibrated tests on already-validated feature columns, thresholds summing to alpha."""
-    embs = [c for c in reference.columns if c.startswith("emb_")]
-    props = [c for c in PROPERTY_COLUMNS if c in reference.columns]
-    raw: dict[str, tuple[float, float, float]] = {}  # name -> (statistic, p, share of alpha)
-    families = sum(bool(f) for f in (embs, ["pred"], ["max_softmax"], props))
-    assert families <= MAX_TEST_FAMILIES  # DriftParams.check sizes B for this many
-    if embs:
-        stat, p = mmd_test(
-            reference[embs].to_numpy(), current[embs].to_numpy(), cfg.permutations, cfg.seed
-        )
-        raw["embedding_mmd"] = (stat, p, 1.0 / families)
-    stat, p = chi2_test(
-        reference["pred"].to_numpy(), current["pred"].to_numpy(), cfg.permutations, cfg.seed
-    )
-    raw["pred_chi2"] = (stat, p, 1.0 / families)
-    numeric = ["max_softmax", *props]
-    ks_stats, ks_ps = ks_test(reference[numeric].to_numpy(), current[numeric].to_numpy())
-    shares = [1.0 / families] + [1.0 / (families * len(props))] * len(props)
-    for col, stat, p, share in zip(numeric, ks_stats, ks_ps, shares, strict=True):
-        raw[f"{col}_ks"] = (float(stat), float(p), share)
-    return {
-        name: TestResult(stat, p, cfg.alpha * share, bool(p <= cfg.alpha * share))
-        for name, (stat, p, share) in raw.items()
-    }
 
 
 def _column_of(test_name: str) -> str:

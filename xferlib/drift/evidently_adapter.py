@@ -20,7 +20,7 @@ import pandas as pd
 
 from xferlib.atomic import atomic_write_text
 from xferlib.config import DriftParams
-from xferlib.drift.check import TestResult
+from xferlib.drift.calibrated import TestResult
 from xferlib.drift.features import PROPERTY_COLUMNS
 
 REPORT_EMB_COLUMNS = 8  # emb_0..emb_7 in the per-column table; all of them in the embedding test

@@ -1,7 +1,7 @@
 """xfer's calibrated drift verdict as Evidently 0.7 metrics and tests (imports Evidently: load lazily).
 
 Design: the metrics *compute* the verdict. `CalibratedDriftTests` calls xfer's own
-`check.run_tests` (the same function, columns, alpha, permutations and seed as `check_drift`'s fast
+`calibrated.run_tests` (the same function, columns, alpha, permutations and seed as `check_drift`'s fast
 path) on the report's reference and current datasets, so no second implementation of the
 statistics exists and nothing is copied in from outside the report. `check_drift` with Evidently
 on reads its verdict back from this report (`read_tests`): the p-values, thresholds and pass/fail a
@@ -53,7 +53,7 @@ from evidently.legacy.renderers.html_widgets import (
 from evidently.tests.numerical_tests import EqualMetricTest, GreaterThanMetricTest
 
 from xferlib.config import DriftParams
-from xferlib.drift.check import TestResult, run_tests
+from xferlib.drift.calibrated import TestResult, run_tests
 from xferlib.drift.features import feature_columns
 
 TABLE_COLUMNS = ("test", "statistic", "p_value", "threshold", "drift")
