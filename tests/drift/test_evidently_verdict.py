@@ -133,6 +133,7 @@ def test_the_html_opens_with_the_verdict_then_the_per_column_view(
     per_column = html.find("Evidently's per-column view")
     preset = html.find("Data Drift Summary")  # DataDriftPreset's own table
     assert -1 < header < table < per_column < preset
+    assert "Dataset drift detection threshold" not in html  # the preset's own verdict banner
     for name, t in report.tests.items():
         assert f'"{name}"' in html and f'"{t.p_value:.4g}"' in html
 

@@ -158,7 +158,8 @@ def run_verdict(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftParams
 
 def _verdict_then_columns(verdict: Any, preset: Any, rows: dict[str, int]) -> Any:
     """One snapshot: the verdict's metrics, widgets and tests first, then the preset's metrics and
-    widgets under a note saying they are informational; the preset's own tests are dropped."""
+    widgets under a note saying they are informational; the preset's own tests and its "Dataset
+    Drift is (NOT) detected" banner (a second, uncalibrated verdict) are dropped."""
     from evidently.core.report import Snapshot
     from evidently.core.serialization import SnapshotModel
 
@@ -167,14 +168,20 @@ def _verdict_then_columns(verdict: Any, preset: Any, rows: dict[str, int]) -> An
     first, second = verdict.to_snapshot_model(), preset.to_snapshot_model()
     for result in second.metric_results.values():
         result.tests = []
+    columns = [w for w in second.widgets if not _is_preset_verdict(w)]
     merged = SnapshotModel(
         **{k: getattr(first, k) for k in ("report", "name", "timestamp", "metadata", "tags")},
         metric_results={**first.metric_results, **second.metric_results},
         top_level_metrics=first.top_level_metrics + second.top_level_metrics,
-        widgets=[*first.widgets, per_column_note(rows), *second.widgets],
+        widgets=[*first.widgets, per_column_note(rows), *columns],
         tests_widgets=first.tests_widgets,
     )
     return Snapshot.load_model(merged)
+
+
+def _is_preset_verdict(widget: Any) -> bool:
+    counters = (widget.params or {}).get("counters") or [{}]
+    return widget.type == "counter" and counters[0].get("value") == "Dataset Drift"
 
 
 def _save(snap: Any, out: Path, stem: str) -> dict[str, str]:

@@ -187,7 +187,8 @@ class DriftVerdictCalculation(SingleValueCalculation[DriftVerdict]):
             )
             tested = bound.run_test(context, self, result)
             tested.name = "xfer verdict: no drift (every calibrated test above its threshold)"
-            tested.description = _verdict_line(table)
+            status = "drift" if result.value else "no drift"
+            tested.description = f"{status}: {_verdict_line(table)}"
             result.set_tests([tested])
         return result
 
@@ -249,8 +250,10 @@ def read_tests(metric_results: dict[str, Any]) -> dict[str, TestResult]:
 def _verdict_line(table: pd.DataFrame) -> str:
     rejected = list(table.loc[table["drift"] > 0, "test"])
     if rejected:
-        return f"drift: {', '.join(rejected)} at or below threshold (of {len(table)} tests)"
-    return f"no drift: all {len(table)} tests above their thresholds"
+        return (
+            f"{', '.join(rejected)} at or below threshold ({len(rejected)} of {len(table)} tests)"
+        )
+    return f"all {len(table)} tests above their thresholds"
 
 
 def _verdict_widget(
@@ -258,18 +261,17 @@ def _verdict_widget(
 ) -> BaseWidgetInfo:
     if len(table) == 0:
         status = "INSUFFICIENT DATA"
-        line = f"{n_cur} rows < drift.min_window {metric.min_window}: no verdict"
+        line = f"{n_cur} rows < drift.min_window {metric.min_window}"
     else:
         status = "DRIFT" if table["drift"].any() else "NO DRIFT"
         line = _verdict_line(table)
     return counter(
-        title=f"{VERDICT_TITLE}: {status}",
+        title=f"{VERDICT_TITLE}: {status} ({line})",
         counters=[
             CounterData("verdict", status),
             CounterData("window rows", str(n_cur)),
             CounterData("reference rows", str(n_ref)),
-            CounterData("alpha (Bonferroni-split)", f"{metric.alpha:g}"),
-            CounterData("decided by", line),
+            CounterData("alpha, split over the tests", f"{metric.alpha:g}"),
         ],
     )
 
