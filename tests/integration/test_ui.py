@@ -4,6 +4,7 @@ dashboard panel asks for, and follows windows checked while it runs), and a SIGI
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -15,11 +16,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 
-from xferlib.drift import DriftReport
-from xferlib.drift import TestResult as DriftTest
+from tests.drift.synthetic import window
+from xferlib.config import DriftParams
+from xferlib.drift import DriftReport, check_drift
 from xferlib.drift.estimate import AccuracyEstimate
 from xferlib.drift.workspace import project_id, record_window
 from xferlib.workdir import Workdir
@@ -28,16 +31,14 @@ pytestmark = pytest.mark.integration
 XFER = str(Path(sys.executable).with_name("xfer"))
 
 
-def _report(report_id: str, p: float) -> DriftReport:
-    tests = {
-        "embedding_mmd": DriftTest(0.1, p, 0.0125, p <= 0.0125),
-        "pred_chi2": DriftTest(3.0, 0.5, 0.0125, False),
-    }
+def _report(out: Path, shift: float) -> DriftReport:
+    """A real checked window (synthetic rows; Evidently's report dumped in `out`) + an estimate."""
+    rng = np.random.default_rng(int(shift * 10))
+    ref, cur = window(400, rng, k=8), window(200, rng, k=8, shift="embedding", amount=shift)
+    cfg = DriftParams(min_window=100, permutations=99)
+    report = check_drift(ref, cur, cfg, reference_version="1", out_dir=out, save_json=False)
     acc = AccuracyEstimate("atc", 0.8, 0.7, 0.9, 0.9, 0.85, 0.8, 0.9, 200)
-    return DriftReport(
-        p <= 0.0125, "drift" if p <= 0.0125 else "no_drift", 200, 300, "1", tests,
-        [], report_id=report_id, accuracy=acc,
-    )  # fmt: skip
+    return dataclasses.replace(report, accuracy=acc)
 
 
 def _alive(p: psutil.Process) -> bool:
@@ -80,8 +81,9 @@ def test_xfer_ui_serves_mlflow_and_evidently_and_a_signal_stops_every_child(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
     wd = Workdir(tmp_path / "wd")
-    for i, p in enumerate((0.4, 0.001)):
-        record_window(wd.evidently_workspace, "uitest", _report(f"r{i}", p), {"window_id": f"w{i}"})
+    reports = [_report(tmp_path / f"r{i}", shift) for i, shift in enumerate((0.0, 2.0))]
+    for i, report in enumerate(reports):
+        record_window(wd.evidently_workspace, "uitest", report, {"window_id": f"w{i}"})
     env = {
         k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")
     }
@@ -108,13 +110,16 @@ def test_xfer_ui_serves_mlflow_and_evidently_and_a_signal_stops_every_child(
         series = _post(
             f"{urls['evidently']}/api/v2/snapshots/{pid}/data_series_batch",
             {"series_filter": [{
-                "tags": [], "metadata": {}, "metric": "evidently:metric_v2:MeanValue",
-                "metric_labels": {"column": "embedding_mmd_p_value"},
+                "tags": [], "metadata": {}, "metric": "evidently:metric_v2:DriftTestValue",
+                "metric_labels": {"test": "embedding_mmd", "value": "p_value"},
             }]},
         )  # fmt: skip
-        assert [s["values"] for s in series["series"]] == [[0.4, 0.001]]
+        p_values = [r.tests["embedding_mmd"].p_value for r in reports]
+        assert [s["values"] for s in series["series"]] == [p_values]
+        assert [r.drift for r in reports] == [False, True]
         # a window checked while the UI runs shows up without a restart
-        record_window(wd.evidently_workspace, "uitest", _report("r2", 0.2), {"window_id": "w2"})
+        late = _report(tmp_path / "r2", 0.5)
+        record_window(wd.evidently_workspace, "uitest", late, {"window_id": "w2"})
         deadline = time.monotonic() + 60
         while len(_get(f"{urls['evidently']}/api/projects/{pid}/snapshots")) < 3:
             assert time.monotonic() < deadline, "the new snapshot never reached the running UI"

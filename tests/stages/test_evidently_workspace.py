@@ -1,6 +1,7 @@
 """Every checked window becomes a snapshot of the model's project in the work dir's Evidently
-workspace, holding Evidently's per-column view and xfer's verdict as metrics a dashboard charts;
-a workspace that cannot be written costs one warning line, never the check."""
+workspace: the window's report (xfer's verdict as Evidently metrics and tests, then Evidently's
+per-column view) plus the accuracy estimate, which the dashboard charts; a workspace that cannot
+be written costs one warning line, never the check."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from xferlib.drift.workspace import VERDICT_TAB, project_id
 from xferlib.stages import monitor
 
 
-def _mean_values(snapshot: Any) -> dict[str, float]:
-    """column -> value of the snapshot's MeanValue metrics (how a dashboard panel reads them)."""
-    out = {}
+def _values(snapshot: Any) -> dict[tuple[str, ...], float]:
+    """(metric type, its labels...) -> value, for the metrics the dashboard panels chart."""
+    out: dict[tuple[str, ...], float] = {}
     for result in snapshot.metric_results.values():
         params = result.metric_value_location.metric.params
-        if params["type"].endswith(":MeanValue"):
-            out[params["column"]] = float(result.value)
+        kind = params["type"].rsplit(":", 1)[-1]
+        if kind in ("DriftVerdict", "RowCount", "DriftTestValue", "MeanValue"):
+            labels = tuple(str(params[k]) for k in ("test", "value", "column") if k in params)
+            out[(kind, *labels)] = float(result.value)
     return out
 
 
@@ -62,26 +65,33 @@ def test_two_checked_windows_are_two_snapshots_with_the_verdict_in_the_models_pr
         assert snap.metadata["window_id"] == f"ws-{shift}"
         assert snap.metadata["mlflow_run_id"] == result.mlflow_run_id
         assert report.status in snap.tags
-        values = _mean_values(snap)
-        assert values["drift"] == float(report.drift)
-        assert values["window_size"] == 100.0
+        values = _values(snap)
+        assert values["DriftVerdict",] == float(report.drift)
+        assert values["RowCount",] == 100.0
         for test, t in report.tests.items():
-            assert values[f"{test}_p_value"] == pytest.approx(t.p_value)
-            assert values[f"{test}_threshold"] == pytest.approx(t.threshold)
+            assert values["DriftTestValue", test, "p_value"] == t.p_value
+            assert values["DriftTestValue", test, "threshold"] == t.threshold
         assert report.accuracy is not None
-        assert values["estimated_accuracy"] == pytest.approx(report.accuracy.accuracy)
-        assert values["estimated_accuracy_low"] <= values["estimated_accuracy_high"]
+        assert values["MeanValue", "estimated_accuracy"] == pytest.approx(report.accuracy.accuracy)
+        low, high = (
+            values["MeanValue", "estimated_accuracy_low"],
+            values["MeanValue", "estimated_accuracy_high"],
+        )
+        assert low <= high
         # Evidently's own per-column view is in the same snapshot
         assert {"ValueDrift", "DriftedColumnsCount"} <= _metric_types(snap)
-        # Evidently's test on each p-value fails exactly where xfer's test rejects
+        # Evidently's tests are xfer's: one per p-value, failing exactly where xfer's test rejects
         failed = {
-            r.metric_value_location.metric.params["column"].removesuffix("_p_value")
+            r.metric_value_location.metric.params["test"]
             for r in snap.metric_results.values()
             for t in r.tests
             if t.status.value == "FAIL"
-            and r.metric_value_location.metric.params["type"].endswith(":MeanValue")
+            and r.metric_value_location.metric.params["type"].endswith(":DriftTestValue")
         }
         assert failed == {n for n, t in report.tests.items() if t.drift}
+        tested = {r.metric_value_location.metric.params["type"].rsplit(":", 1)[-1]
+                  for r in snap.metric_results.values() if r.tests}  # fmt: skip
+        assert tested == {"DriftTestValue", "DriftVerdict"}
     assert results["invert"].report.drift and not results[None].report.drift
 
     dashboard = ws.get_dashboard(project.id)

@@ -1,9 +1,11 @@
 """Drift monitoring: features, reference, calibrated tests, Evidently adapter, retrain policy.
 
-Nothing here imports Evidently at import time; `check_drift(..., render=True)` loads it on use.
+Nothing here imports Evidently at import time; `check_drift(..., render=True)` loads it on use and
+computes the verdict inside Evidently's report (`evidently_verdict.py`).
 """
 
-from xferlib.drift.check import DriftInputError, DriftReport, TestResult, check_drift, run_tests
+from xferlib.drift.calibrated import TestResult, run_tests
+from xferlib.drift.check import DriftInputError, DriftReport, check_drift
 from xferlib.drift.estimate import AccuracyEstimate, AccuracyModel
 from xferlib.drift.features import (
     META_COLUMNS,

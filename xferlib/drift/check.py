@@ -9,9 +9,13 @@ most `cfg.alpha` overall, whatever the dependence between tests). With F familie
 The window drifts if any test rejects at its threshold. Each test is valid at any window size
 (permutation or exact nulls; `DriftParams.check` makes B large enough to reach alpha / F), so the
 verdict's false-alarm rate is at most alpha at every n: tests/drift/test_false_alarms.py checks
-it on 1,000 clean windows at n = 50, 100 and 200. Evidently's per-column report is computed
-alongside (for the HTML and the columns it flags) but never decides: its defaults are not
-calibrated (see FACTS.md and bench/drift_power.py).
+it on 1,000 clean windows at n = 50, 100 and 200.
+
+With Evidently on (`render=True`) these tests run *inside* Evidently's report, as its metrics and
+tests (`evidently_verdict.py`: the same `run_tests` on the same columns), and the verdict is read
+back from that report, so the HTML, its test results and `evidently ui` show exactly what xfer acts
+on. Evidently's own per-column preset follows in the report for information but never decides:
+its defaults are not calibrated (see FACTS.md and bench/drift_power.py).
 """
 
 from __future__ import annotations
@@ -26,24 +30,16 @@ import numpy as np
 import pandas as pd
 
 from xferlib.atomic import atomic_write_text
-from xferlib.config import MAX_TEST_FAMILIES, DriftParams
+from xferlib.config import DriftParams
+from xferlib.drift.calibrated import TestResult, run_tests
 from xferlib.drift.estimate import AccuracyEstimate
-from xferlib.drift.features import MODEL_COLUMNS, PROPERTY_COLUMNS, feature_columns
-from xferlib.drift.stats import chi2_test, ks_test, mmd_test
+from xferlib.drift.features import MODEL_COLUMNS, feature_columns
 
 Status = Literal["drift", "no_drift", "insufficient_data"]
 
 
 class DriftInputError(ValueError):
     """A monitoring window or reference the drift check cannot use; the message names the columns."""
-
-
-@dataclass(frozen=True)
-class TestResult:
-    statistic: float
-    p_value: float
-    threshold: float  # reject (drift) when p_value <= threshold
-    drift: bool
 
 
 @dataclass(frozen=True)
@@ -87,25 +83,32 @@ def check_drift(
 ) -> DriftReport:
     """Compare one window of monitoring rows with the reference; see the module doc for the tests.
 
-    `render=False` skips Evidently (the fast path: ~0.1-0.5 s at 100k rows x 64 columns); with
-    `out_dir`, Evidently's HTML + JSON and this report's JSON are written there (`report_json`;
+    `render=False` skips Evidently (the fast path: ~0.1-0.5 s at 100k rows x 64 columns: the same
+    `run_tests`, called directly); with `out_dir`, Evidently's HTML + JSON (also for a window too
+    small to judge: it says so) and this report's JSON are written there (`report_json`;
     `save_json=False` leaves that file to a caller that adds its own fields, so it is written once).
     """
     cols = _validate(reference, current)
     report_id = _report_id(reference_version, current[cols], cfg)
     sizes: dict[str, Any] = {"window_size": len(current), "reference_size": len(reference)}
-    if len(current) < cfg.min_window:
-        return DriftReport(False, "insufficient_data", **sizes, reference_version=reference_version,
-                           tests={}, drifted_columns=[], report_id=report_id)  # fmt: skip
-    tests = run_tests(reference[cols], current[cols], cfg)
-    drifted = [_column_of(name) for name, t in tests.items() if t.drift]
     evid: dict[str, Any] = {}
-    if render:
-        from xferlib.drift.evidently_adapter import evidently_summary
+    if render:  # the verdict is computed inside Evidently's report and read back from it
+        from xferlib.drift.evidently_adapter import evidently_report
 
         stem = f"drift-{report_id}"
-        evid = evidently_summary(reference[cols], current[cols], out_dir=out_dir, stem=stem)
+        tests, evid = evidently_report(
+            reference[cols], current[cols], cfg, out_dir=out_dir, stem=stem
+        )
+    elif len(current) >= cfg.min_window:
+        tests = run_tests(reference[cols], current[cols], cfg)
+    else:
+        tests = {}
     html = evid.pop("html", None)
+    if len(current) < cfg.min_window:
+        return DriftReport(False, "insufficient_data", **sizes, reference_version=reference_version,
+                           tests={}, drifted_columns=[], evidently=evid, report_html=html,
+                           report_id=report_id)  # fmt: skip
+    drifted = [_column_of(name) for name, t in tests.items() if t.drift]
     json_path = str(Path(out_dir) / f"drift-{report_id}.json") if out_dir is not None else None
     report = DriftReport(
         bool(drifted), "drift" if drifted else "no_drift", **sizes, reference_version=reference_version,
@@ -116,35 +119,6 @@ def check_drift(
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json_path, json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     return report
-
-
-def run_tests(
-    reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftParams
-) -> dict[str, TestResult]:
-    """All calibrated tests on already-validated feature columns, thresholds summing to alpha."""
-    embs = [c for c in reference.columns if c.startswith("emb_")]
-    props = [c for c in PROPERTY_COLUMNS if c in reference.columns]
-    raw: dict[str, tuple[float, float, float]] = {}  # name -> (statistic, p, share of alpha)
-    families = sum(bool(f) for f in (embs, ["pred"], ["max_softmax"], props))
-    assert families <= MAX_TEST_FAMILIES  # DriftParams.check sizes B for this many
-    if embs:
-        stat, p = mmd_test(
-            reference[embs].to_numpy(), current[embs].to_numpy(), cfg.permutations, cfg.seed
-        )
-        raw["embedding_mmd"] = (stat, p, 1.0 / families)
-    stat, p = chi2_test(
-        reference["pred"].to_numpy(), current["pred"].to_numpy(), cfg.permutations, cfg.seed
-    )
-    raw["pred_chi2"] = (stat, p, 1.0 / families)
-    numeric = ["max_softmax", *props]
-    ks_stats, ks_ps = ks_test(reference[numeric].to_numpy(), current[numeric].to_numpy())
-    shares = [1.0 / families] + [1.0 / (families * len(props))] * len(props)
-    for col, stat, p, share in zip(numeric, ks_stats, ks_ps, shares, strict=True):
-        raw[f"{col}_ks"] = (float(stat), float(p), share)
-    return {
-        name: TestResult(stat, p, cfg.alpha * share, bool(p <= cfg.alpha * share))
-        for name, (stat, p, share) in raw.items()
-    }
 
 
 def _column_of(test_name: str) -> str:

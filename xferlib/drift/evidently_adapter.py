@@ -1,9 +1,12 @@
-"""The only Evidently importer (0.7.23, new API). Imported lazily: `import evidently` costs ~4 s.
+"""Evidently's adapter (0.7.23, new API; with `evidently_verdict`, the only Evidently importers).
+Imported lazily: `import evidently` costs ~4 s.
 
-Evidently renders the HTML report and gives a per-column view (which columns moved). It does not
-decide drift: its default column tests switch from p-values to distances with a fixed 0.1
-threshold above 1000 reference rows, and "share of drifted columns >= 0.5" is not calibrated.
-Results are read by metric type and column, never by list position.
+A window's report is xfer's verdict computed inside Evidently (`evidently_verdict`: the calibrated
+tests as Evidently metrics and tests), followed by Evidently's per-column view (DataDriftPreset:
+which columns moved). The preset does not decide drift: its default column tests switch from
+p-values to distances with a fixed 0.1 threshold above 1000 reference rows, and "share of drifted
+columns >= 0.5" is not calibrated; its tests are left out of the window's report so that the
+report's test results are xfer's. Results are read by metric type and column, never by position.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from xferlib.atomic import atomic_write_text
+from xferlib.config import DriftParams
+from xferlib.drift.calibrated import TestResult
 from xferlib.drift.features import PROPERTY_COLUMNS
 
 REPORT_EMB_COLUMNS = 8  # emb_0..emb_7 in the per-column table; all of them in the embedding test
@@ -101,34 +106,97 @@ def embedding_drift(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str,
     return {"method": f"{name} (bootstrap)", "score": float(score), "drift": bool(drifted)}
 
 
-def evidently_summary(
+def evidently_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
+    cfg: DriftParams,
     *,
     out_dir: Path | None,
     stem: str,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Run the preset + embedding test on (subsampled) rows; save HTML/JSON when out_dir is set."""
-    ref, cur = _cap(reference, seed), _cap(current, seed + 1)
-    num, cat = report_columns(ref)
-    snap = run_preset(ref, cur, num, cat)
-    summary = parse_snapshot(snap.dict())
-    summary["embeddings"] = embedding_drift(ref, cur)
-    summary["rows_used"] = {"reference": len(ref), "current": len(cur)}
+) -> tuple[dict[str, TestResult], dict[str, Any]]:
+    """The window's Evidently report: xfer's verdict (`evidently_verdict`, on every row), then
+    Evidently's per-column preset (on subsampled rows, its tests removed: they do not decide).
+
+    Returns the verdict's tests as read back from the report, and the per-column summary (plus the
+    saved HTML/JSON/snapshot paths when `out_dir` is set)."""
+    from xferlib.drift.evidently_verdict import read_tests
+
+    verdict = run_verdict(reference, current, cfg)
+    tests = read_tests(verdict.metric_results)
+    summary: dict[str, Any] = {}
+    snap = verdict
+    if len(current) >= cfg.min_window:
+        ref, cur = _cap(reference, seed), _cap(current, seed + 1)
+        preset = run_preset(ref, cur, *report_columns(ref))
+        summary = parse_snapshot(preset.dict())
+        summary["embeddings"] = embedding_drift(ref, cur)
+        summary["rows_used"] = {"reference": len(ref), "current": len(cur)}
+        snap = _verdict_then_columns(verdict, preset, summary["rows_used"])
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            snap.save_html(str(out / f"{stem}.evidently.html"))
-        snap.save_json(str(out / f"{stem}.evidently.json"))
-        # the full, loadable snapshot (`Snapshot.load`): the workspace's copy of this report
-        dump = out / f"{stem}.snapshot.evidently.json"
-        atomic_write_text(dump, snap.dumps())
-        summary["html"] = str(out / f"{stem}.evidently.html")
-        summary["snapshot_json"] = str(out / f"{stem}.evidently.json")
-        summary["snapshot_dump"] = str(dump)
-    return json.loads(json.dumps(summary, default=float))  # plain JSON types only
+        summary.update(_save(snap, Path(out_dir), stem))
+    return tests, json.loads(json.dumps(summary, default=float))  # plain JSON types only
+
+
+def run_verdict(reference: pd.DataFrame, current: pd.DataFrame, cfg: DriftParams) -> Any:
+    """xfer's calibrated tests as an Evidently report on these (feature) columns, every row."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import RowCount
+
+    from xferlib.drift.evidently_verdict import CalibratedDriftPreset
+
+    cols = list(reference.columns)
+    definition = DataDefinition(
+        numerical_columns=[c for c in cols if c != "pred"],
+        categorical_columns=["pred"] if "pred" in cols else [],
+    )
+    return Report([CalibratedDriftPreset.of(cfg), RowCount(tests=[])]).run(
+        current_data=Dataset.from_pandas(current[cols].copy(), data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[cols].copy(), data_definition=definition),
+    )
+
+
+def _verdict_then_columns(verdict: Any, preset: Any, rows: dict[str, int]) -> Any:
+    """One snapshot: the verdict's metrics, widgets and tests first, then the preset's metrics and
+    widgets under a note saying they are informational; the preset's own tests and its "Dataset
+    Drift is (NOT) detected" banner (a second, uncalibrated verdict) are dropped."""
+    from evidently.core.report import Snapshot
+    from evidently.core.serialization import SnapshotModel
+
+    from xferlib.drift.evidently_verdict import per_column_note
+
+    first, second = verdict.to_snapshot_model(), preset.to_snapshot_model()
+    for result in second.metric_results.values():
+        result.tests = []
+    columns = [w for w in second.widgets if not _is_preset_verdict(w)]
+    merged = SnapshotModel(
+        **{k: getattr(first, k) for k in ("report", "name", "timestamp", "metadata", "tags")},
+        metric_results={**first.metric_results, **second.metric_results},
+        top_level_metrics=first.top_level_metrics + second.top_level_metrics,
+        widgets=[*first.widgets, per_column_note(rows), *columns],
+        tests_widgets=first.tests_widgets,
+    )
+    return Snapshot.load_model(merged)
+
+
+def _is_preset_verdict(widget: Any) -> bool:
+    counters = (widget.params or {}).get("counters") or [{}]
+    return widget.type == "counter" and counters[0].get("value") == "Dataset Drift"
+
+
+def _save(snap: Any, out: Path, stem: str) -> dict[str, str]:
+    """HTML, the metrics+tests JSON, and the full loadable snapshot (the workspace's copy)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snap.save_html(str(out / f"{stem}.evidently.html"))
+    snap.save_json(str(out / f"{stem}.evidently.json"))
+    dump = out / f"{stem}.snapshot.evidently.json"
+    atomic_write_text(dump, snap.dumps())
+    return {
+        "html": str(out / f"{stem}.evidently.html"),
+        "snapshot_json": str(out / f"{stem}.evidently.json"),
+        "snapshot_dump": str(dump),
+    }
 
 
 def _cap(frame: pd.DataFrame, seed: int) -> pd.DataFrame:

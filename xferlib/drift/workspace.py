@@ -2,13 +2,15 @@
 `evidently.ui.workspace.Workspace`), in one project per registered model name, so `evidently ui`
 (and `xfer ui`) shows drift over time.
 
-A snapshot holds the window's Evidently report (the per-column view, loaded from the dump that
-`evidently_summary` saved beside the HTML) and xfer's verdict as Evidently metrics a dashboard can
-chart. Evidently 0.7 charts only metric results (tags and metadata only filter snapshots), so the
-verdict numbers are the `MeanValue` of a one-row dataset whose columns are the numbers
-(`VERDICT_COLUMNS`, `<test>_p_value`, `<test>_threshold`); each p-value carries Evidently's own
-test `p_value > threshold`, which FAILs exactly when xfer's test rejects. Built-in metrics only:
-the `evidently ui` process needs no xfer class to read the snapshots.
+A snapshot is the window's Evidently report, loaded from the dump `evidently_report` saved beside
+the HTML: xfer's verdict as Evidently metrics and tests (`evidently_verdict`: `DriftVerdict`,
+`DriftTestValue` per test and number, with Evidently's test "p-value > threshold" on each p-value;
+`RowCount` = the window size), then Evidently's per-column view. Evidently 0.7 charts only metric
+results (tags and metadata only filter snapshots); the dashboard panels chart those metrics.
+The label-free accuracy estimate is computed after the check, from the version's labelled
+reference (`AccuracyModel`, not a column of the window), so it is added here as the `MeanValue`
+of a one-row dataset holding the estimate (`ACCURACY_COLUMNS`). Results and tests are Evidently's
+built-in types: the `evidently ui` process needs no xfer class to read the snapshots.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from typing import Any
 import pandas as pd
 
 from xferlib.drift.check import DriftReport
+from xferlib.drift.estimate import AccuracyEstimate
 
-# one-row "verdict" dataset: these columns, then a p-value and a threshold per test
-VERDICT_COLUMNS = ("drift", "window_size", "reference_size")
+# the one-row dataset of the label-free accuracy estimate
 ACCURACY_COLUMNS = ("estimated_accuracy", "estimated_accuracy_low", "estimated_accuracy_high")
 VERDICT_TAB = "xfer verdict"
 _NAMESPACE = uuid.UUID("5d1f8f0e-8f5e-4f0c-9a61-3c4b0a1e7f21")  # project id = uuid5(this, name)
@@ -47,22 +49,6 @@ def snapshot_counts(workspace: Path) -> dict[str, int]:
         for p in workspace.iterdir()
         if (p / "snapshots").is_dir()
     }
-
-
-def verdict_values(report: DriftReport) -> dict[str, float]:
-    """xfer's verdict as named numbers (the columns of the one-row verdict dataset)."""
-    values = {
-        "drift": float(report.drift),
-        "window_size": float(report.window_size),
-        "reference_size": float(report.reference_size),
-    }
-    for name, t in report.tests.items():
-        values[f"{name}_p_value"] = float(t.p_value)
-        values[f"{name}_threshold"] = float(t.threshold)
-    if report.accuracy is not None:
-        acc = report.accuracy
-        values.update(zip(ACCURACY_COLUMNS, (acc.accuracy, acc.low, acc.high), strict=True))
-    return values
 
 
 def record_window(
@@ -116,51 +102,50 @@ def _project(ws: Any, model_name: str) -> Any:
 
 
 def _snapshot(report: DriftReport, meta: dict[str, str]) -> Any:
-    """One snapshot: the verdict metrics, then the Evidently preset's results when it ran."""
-    from evidently import DataDefinition, Dataset, Report
+    """The window's report (verdict, then the per-column view) plus the accuracy estimate."""
     from evidently.core.report import Snapshot
     from evidently.core.serialization import SnapshotModel
-    from evidently.metrics import MeanValue
-    from evidently.tests import gt
-
-    values = verdict_values(report)
-    thresholds = {f"{n}_p_value": t.threshold for n, t in report.tests.items()}
-    metrics = [
-        MeanValue(column=c, tests=[gt(thresholds[c])] if c in thresholds else None) for c in values
-    ]
-    data = Dataset.from_pandas(
-        pd.DataFrame([values]), data_definition=DataDefinition(numerical_columns=list(values))
-    )
-    tags = [report.status, f"v{report.reference_version}"]
-    metadata = {"report_id": report.report_id, "reference_version": report.reference_version}
-    verdict = Report(metrics).run(data, None, tags=tags, metadata=metadata | meta)
-    model = verdict.to_snapshot_model()
-    preset = _preset_model(report)
-    if preset is not None:  # the per-column view after the verdict
-        model = SnapshotModel(
-            **{k: getattr(model, k) for k in ("report", "name", "timestamp", "metadata", "tags")},
-            metric_results={**model.metric_results, **preset.metric_results},
-            top_level_metrics=model.top_level_metrics + preset.top_level_metrics,
-            widgets=model.widgets + preset.widgets,
-            tests_widgets=model.tests_widgets + preset.tests_widgets,
-        )
-    return Snapshot.load_model(model)
-
-
-def _preset_model(report: DriftReport) -> Any:
-    """Evidently's own snapshot of the window, as `evidently_summary` dumped it (None: not run)."""
-    from evidently.core.report import Snapshot
 
     dump = report.evidently.get("snapshot_dump")
     if not dump or not Path(dump).exists():
-        return None
-    return Snapshot.load(dump).to_snapshot_model()
+        raise ValueError(
+            f"no Evidently report of window {report.report_id} to record (checked with"
+            " drift.evidently off, or without an output folder)"
+        )
+    model = Snapshot.load(dump).to_snapshot_model()
+    tags = [report.status, f"v{report.reference_version}"]
+    metadata = {"report_id": report.report_id, "reference_version": report.reference_version}
+    parts: dict[str, Any] = {"metadata": metadata | meta, "tags": tags}
+    if report.accuracy is not None:
+        est = _estimate_model(report.accuracy)
+        parts |= {
+            "metric_results": {**model.metric_results, **est.metric_results},
+            "top_level_metrics": model.top_level_metrics + est.top_level_metrics,
+            "widgets": model.widgets + est.widgets,
+        }
+    keep = ("report", "name", "timestamp", "metric_results", "top_level_metrics", "widgets",
+            "tests_widgets")  # fmt: skip
+    return Snapshot.load_model(SnapshotModel(**{k: getattr(model, k) for k in keep} | parts))
 
 
-def _panel_metric(column: str, legend: str) -> Any:
+def _estimate_model(acc: AccuracyEstimate) -> Any:
+    """The estimate and its interval as MeanValue metrics of a one-row dataset (see module doc)."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import MeanValue
+
+    values = dict(zip(ACCURACY_COLUMNS, (acc.accuracy, acc.low, acc.high), strict=True))
+    data = Dataset.from_pandas(
+        pd.DataFrame([values]), data_definition=DataDefinition(numerical_columns=list(values))
+    )
+    return (
+        Report([MeanValue(column=c, tests=[]) for c in values]).run(data, None).to_snapshot_model()
+    )
+
+
+def _panel_metric(metric: str, legend: str, **labels: str) -> Any:
     from evidently.sdk.models import PanelMetric
 
-    return PanelMetric(legend=legend, metric="MeanValue", metric_labels={"column": column})
+    return PanelMetric(legend=legend, metric=metric, metric_labels=labels)
 
 
 def _panels(report: DriftReport) -> list[Any]:
@@ -169,12 +154,16 @@ def _panels(report: DriftReport) -> list[Any]:
 
     m = _panel_metric
     panels = [
-        bar_plot_panel("Verdict (1 = drift)", [m("drift", "drift")], size="half"),
-        line_plot_panel("Window size", [m("window_size", "rows")], size="half"),
+        bar_plot_panel("Verdict (1 = drift)", [m("DriftVerdict", "drift")], size="half"),
+        line_plot_panel("Window size", [m("RowCount", "rows")], size="half"),
         line_plot_panel(
             "Estimated accuracy (ATC, label-free)",
             [
-                m(c, c.removeprefix("estimated_accuracy").strip("_") or "estimate")
+                m(
+                    "MeanValue",
+                    c.removeprefix("estimated_accuracy").strip("_") or "estimate",
+                    column=c,
+                )
                 for c in ACCURACY_COLUMNS
             ],
             description="with its interval; absent for a reference without labels",
@@ -184,7 +173,10 @@ def _panels(report: DriftReport) -> list[Any]:
         panels.append(
             line_plot_panel(
                 f"{name}: p-value vs threshold",
-                [m(f"{name}_p_value", "p-value"), m(f"{name}_threshold", "threshold")],
+                [
+                    m("DriftTestValue", "p-value", test=name, value="p_value"),
+                    m("DriftTestValue", "threshold", test=name, value="threshold"),
+                ],
                 description="drift when the p-value falls to the threshold or below",
                 size="half",
             )
@@ -193,8 +185,17 @@ def _panels(report: DriftReport) -> list[Any]:
 
 
 def _ensure_panels(ws: Any, project: Any, report: DriftReport) -> None:
-    """Add the panels this report's tests need and the dashboard lacks (matched by title)."""
-    have = {p.title for p in ws.get_dashboard(project.id).panels}
+    """Add the panels this report's tests need and the dashboard lacks (matched by title); a panel
+    of that title charting other metrics (an older xfer's) is replaced."""
+    have = {p.title: p for p in ws.get_dashboard(project.id).panels}
     for panel in _panels(report):
-        if panel.title not in have:
-            project.dashboard.add_panel(panel, tab=VERDICT_TAB)
+        old = have.get(panel.title)
+        if old is not None and _charts(old) == _charts(panel):
+            continue
+        if old is not None:
+            project.dashboard.delete_panel(panel.title, VERDICT_TAB)
+        project.dashboard.add_panel(panel, tab=VERDICT_TAB)
+
+
+def _charts(panel: Any) -> list[tuple[str, dict[str, str]]]:
+    return [(v.metric, dict(v.metric_labels)) for v in panel.values]
