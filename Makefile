@@ -22,11 +22,13 @@ export PREFECT_LOGGING_LEVEL ?= WARNING
 
 setup: sysdeps venv
 
-# System packages: the real dataset (Fashion-MNIST) and PostgreSQL for the MLflow integration tests.
+# System packages: the real dataset (Fashion-MNIST), PostgreSQL for the MLflow integration tests and
+# Chromium, the headless browser that checks the UIs (tests/integration/test_browser.py).
 sysdeps:
-	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	    || ! command -v chromium >/dev/null; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist postgresql >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist postgresql chromium >/dev/null; \
 	fi
 
 venv: $(STAMP)
