@@ -5,11 +5,7 @@ dashboard panel asks for, and follows windows checked while it runs), and a SIGI
 from __future__ import annotations
 
 import json
-import os
-import select
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,6 +14,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.integration.ui_process import running_xfer_ui
 from xferlib.drift import DriftReport
 from xferlib.drift import TestResult as DriftTest
 from xferlib.drift.estimate import AccuracyEstimate
@@ -25,7 +22,6 @@ from xferlib.drift.workspace import project_id, record_window
 from xferlib.workdir import Workdir
 
 pytestmark = pytest.mark.integration
-XFER = str(Path(sys.executable).with_name("xfer"))
 
 
 def _report(report_id: str, p: float) -> DriftReport:
@@ -45,15 +41,6 @@ def _alive(p: psutil.Process) -> bool:
         return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def _read_json_line(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, f"xfer ui printed nothing in {timeout:.0f}s"
-    line = proc.stdout.readline()
-    assert line, f"xfer ui exited ({proc.poll()}) without printing its URLs"
-    return dict(json.loads(line))
 
 
 def _get(url: str) -> Any:
@@ -82,16 +69,8 @@ def test_xfer_ui_serves_mlflow_and_evidently_and_a_signal_stops_every_child(
     wd = Workdir(tmp_path / "wd")
     for i, p in enumerate((0.4, 0.001)):
         record_window(wd.evidently_workspace, "uitest", _report(f"r{i}", p), {"window_id": f"w{i}"})
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")
-    }
-    proc = subprocess.Popen(
-        [XFER, "ui", "--workdir", str(wd.root), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
     children: list[psutil.Process] = []
-    try:
-        urls = _read_json_line(proc, timeout=240)
+    with running_xfer_ui(wd.root, sig) as (proc, urls):
         children = psutil.Process(proc.pid).children(recursive=True)
         assert {c.pid for c in children} >= set(urls["pids"].values())
         assert urls["prefect"] is None and "PREFECT_API_URL unset" in urls["notes"][0]
@@ -119,13 +98,6 @@ def test_xfer_ui_serves_mlflow_and_evidently_and_a_signal_stops_every_child(
         while len(_get(f"{urls['evidently']}/api/projects/{pid}/snapshots")) < 3:
             assert time.monotonic() < deadline, "the new snapshot never reached the running UI"
             time.sleep(1)
-    finally:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
     assert proc.returncode == 130, proc.stderr.read() if proc.stderr else ""
     deadline = time.monotonic() + 10
     alive = [c for c in children if _alive(c)]
