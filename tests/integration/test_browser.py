@@ -58,10 +58,13 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def installed() -> None:
+    """Fail at once, in one line, when chromium is missing (not after the demo's minutes)."""
     try:
         chromium()
-    except RuntimeError as exc:  # before the demo's minute and a half, not after
-        pytest.fail(str(exc), pytrace=False)
+        return
+    except RuntimeError as exc:
+        missing = str(exc)
+    pytest.fail(missing, pytrace=False)
 
 
 @pytest.fixture(scope="module")
