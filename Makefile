@@ -18,7 +18,7 @@ export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: setup sysdeps venv test test-slow test-fast integration reliability demo bench figures lint clean
+.PHONY: setup sysdeps venv test test-slow test-fast integration reliability demo bench figures screenshots lint clean
 
 setup: sysdeps venv
 
@@ -72,6 +72,12 @@ bench: setup
 # README.md and docs/*.md take their figures from bench/results/*.json (marked sections).
 figures: setup
 	$(PY) bench/figures.py
+
+# The README's screenshots of the UIs (docs/screenshots/*.png), made by the browser test: a quick
+# demo, `xfer ui`, headless Chromium; the test checks what each page shows before it keeps the shot.
+screenshots: setup
+	XFER_SCREENSHOT_DIR=docs/screenshots $(VENV)/bin/pytest -q -p no:cacheprovider --timeout=1200 \
+	  -m slow tests/integration/test_browser.py
 
 lint: setup
 	$(VENV)/bin/ruff check xferlib flows tests bench
