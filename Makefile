@@ -18,15 +18,17 @@ export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: setup sysdeps venv test test-slow test-fast integration reliability demo bench figures lint clean
+.PHONY: setup sysdeps venv test test-slow test-fast integration reliability demo bench figures screenshots lint clean
 
 setup: sysdeps venv
 
-# System packages: the real dataset (Fashion-MNIST) and PostgreSQL for the MLflow integration tests.
+# System packages: the real dataset (Fashion-MNIST), PostgreSQL for the MLflow integration tests and
+# Chromium, the headless browser that checks the UIs (tests/integration/test_browser.py).
 sysdeps:
-	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	    || ! command -v chromium >/dev/null; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist postgresql >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist postgresql chromium >/dev/null; \
 	fi
 
 venv: $(STAMP)
@@ -70,6 +72,12 @@ bench: setup
 # README.md and docs/*.md take their figures from bench/results/*.json (marked sections).
 figures: setup
 	$(PY) bench/figures.py
+
+# The README's screenshots of the UIs (docs/screenshots/*.png), made by the browser test: a quick
+# demo, `xfer ui`, headless Chromium; the test checks what each page shows before it keeps the shot.
+screenshots: setup
+	XFER_SCREENSHOT_DIR=docs/screenshots $(VENV)/bin/pytest -q -p no:cacheprovider --timeout=1200 \
+	  -m slow tests/integration/test_browser.py
 
 lint: setup
 	$(VENV)/bin/ruff check xferlib flows tests bench

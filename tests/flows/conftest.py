@@ -4,6 +4,8 @@ MLflow on one shared sqlite store) and Prefect's real local API for the orchestr
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,6 +107,19 @@ def write_feedback(
     labels = np.random.default_rng(0).permutation(y) if shuffle_labels else y
     export_imagefolder(shift_array(x, shift, 5, 1), labels, FASHION_CLASSES, folder, "fb")
     return folder
+
+
+def run_quick_demo(workdir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`xfer demo --quick --json` in a subprocess, on the demo's own embedded stores (the tests'
+    MLFLOW_TRACKING_URI and PREFECT_API_URL are not passed on); `flags` e.g. `--no-prefect`."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.run(
+        [str(bin_dir / "xfer"), "demo", "--quick", "--json", "--workdir", str(workdir), *flags],
+        capture_output=True, text=True, env=env, timeout=1200,
+    )  # fmt: skip
 
 
 def assert_default_gate(workdir: Path) -> None:

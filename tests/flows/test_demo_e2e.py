@@ -9,15 +9,13 @@ least half of the shifted-domain accuracy v1 lost and loses at most 1 point on t
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.flows.conftest import assert_default_gate
+from tests.flows.conftest import assert_default_gate, run_quick_demo
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +26,8 @@ MAX_CLEAN_DROP = 0.01  # clean-holdout accuracy v2 may lose (1 point); the gate 
 def test_quick_demo_keeps_its_promise_under_the_default_gate_and_stops_its_servers(
     tmp_path: Path,
 ) -> None:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the demo uses its own embedded store
-    env.pop("PREFECT_API_URL", None)
     workdir = tmp_path / "demo"
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "xfer"), "demo", "--quick", "--json", "--workdir", str(workdir)],
-        capture_output=True, text=True, env=env, timeout=1200,
-    )  # fmt: skip
+    out = run_quick_demo(workdir)
     assert out.returncode == 0, out.stderr[-3000:]
     s = json.loads(out.stdout)
 

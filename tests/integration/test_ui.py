@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import select
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -21,6 +17,7 @@ import psutil
 import pytest
 
 from tests.drift.synthetic import window
+from tests.integration.ui_process import running_xfer_ui
 from xferlib.config import DriftParams
 from xferlib.drift import DriftReport, check_drift
 from xferlib.drift.estimate import AccuracyEstimate
@@ -28,7 +25,6 @@ from xferlib.drift.workspace import project_id, record_window
 from xferlib.workdir import Workdir
 
 pytestmark = pytest.mark.integration
-XFER = str(Path(sys.executable).with_name("xfer"))
 
 
 def _report(out: Path, shift: float) -> DriftReport:
@@ -46,15 +42,6 @@ def _alive(p: psutil.Process) -> bool:
         return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def _read_json_line(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, f"xfer ui printed nothing in {timeout:.0f}s"
-    line = proc.stdout.readline()
-    assert line, f"xfer ui exited ({proc.poll()}) without printing its URLs"
-    return dict(json.loads(line))
 
 
 def _get(url: str) -> Any:
@@ -84,16 +71,8 @@ def test_xfer_ui_serves_mlflow_and_evidently_and_a_signal_stops_every_child(
     reports = [_report(tmp_path / f"r{i}", shift) for i, shift in enumerate((0.0, 2.0))]
     for i, report in enumerate(reports):
         record_window(wd.evidently_workspace, "uitest", report, {"window_id": f"w{i}"})
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL")
-    }
-    proc = subprocess.Popen(
-        [XFER, "ui", "--workdir", str(wd.root), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
     children: list[psutil.Process] = []
-    try:
-        urls = _read_json_line(proc, timeout=240)
+    with running_xfer_ui(wd.root, sig) as (proc, urls):
         children = psutil.Process(proc.pid).children(recursive=True)
         assert {c.pid for c in children} >= set(urls["pids"].values())
         assert urls["prefect"] is None and "PREFECT_API_URL unset" in urls["notes"][0]
@@ -124,13 +103,6 @@ def test_xfer_ui_serves_mlflow_and_evidently_and_a_signal_stops_every_child(
         while len(_get(f"{urls['evidently']}/api/projects/{pid}/snapshots")) < 3:
             assert time.monotonic() < deadline, "the new snapshot never reached the running UI"
             time.sleep(1)
-    finally:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
     assert proc.returncode == 130, proc.stderr.read() if proc.stderr else ""
     deadline = time.monotonic() + 10
     alive = [c for c in children if _alive(c)]
