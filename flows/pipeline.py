@@ -80,23 +80,31 @@ def retrain_task(
     )
 
 
+def _here(workdir: str | None) -> str:
+    """The work directory on the machine running this flow run: the parameter, else this worker's
+    XFER_HOME (else its cwd), as an absolute path. Deployments pass None (prefect.yaml), so the
+    value is resolved on the worker at run time, never on the machine that ran `prefect deploy`."""
+    return str(Workdir.resolve(workdir).root)
+
+
 @flow(name="ingest")
 def ingest_flow(
-    workdir: str, src: str, dataset: str | None = None, split: str | None = None
+    workdir: str | None, src: str, dataset: str | None = None, split: str | None = None
 ) -> IngestStageResult:
-    return ingest_task(workdir, src, dataset, split)
+    return ingest_task(_here(workdir), src, dataset, split)
 
 
 @flow(name="train")
-def train_flow(workdir: str) -> TrainStageResult:
+def train_flow(workdir: str | None = None) -> TrainStageResult:
     """prepare -> fine-tune -> evaluate -> register as challenger -> gate -> promote -> reference."""
-    prepare_task(workdir)
-    return train_task(workdir, str(flow_run.id or ""))
+    wd = _here(workdir)
+    prepare_task(wd)
+    return train_task(wd, str(flow_run.id or ""))
 
 
 @flow(name="score")
-def score_flow(workdir: str, src: str, window_id: str | None = None) -> ScoreResult:
-    return score_task(workdir, src, window_id)
+def score_flow(workdir: str | None, src: str, window_id: str | None = None) -> ScoreResult:
+    return score_task(_here(workdir), src, window_id)
 
 
 class PrefectSteps:
@@ -142,21 +150,29 @@ class PrefectSteps:
 
 @flow(name="monitor")
 def monitor_flow(
-    workdir: str, window_id: str | None = None, feedback: str | None = None
+    workdir: str | None = None, window_id: str | None = None, feedback: str | None = None
 ) -> dict[str, Any]:
     """Drift check on a window -> decide -> request the retrain (an event) when decided."""
+    wd = _here(workdir)
     # labelled feedback lands in <workdir>/feedback/incoming unless the caller says where
-    fb = feedback or str(Workdir(Path(workdir)).feedback_incoming)
-    return loop.monitor_window(PrefectSteps(workdir), window_id, feedback=fb).to_dict()
+    fb = feedback or str(Workdir(Path(wd)).feedback_incoming)
+    return loop.monitor_window(PrefectSteps(wd), window_id, feedback=fb).to_dict()
 
 
 @flow(name="retrain")
 def retrain_flow(
-    workdir: str, feedback: str, report_id: str = "", window_id: str = ""
+    workdir: str | None = None,
+    feedback: str | None = None,
+    report_id: str = "",
+    window_id: str = "",
 ) -> dict[str, Any]:
     """Warm-start from the champion on feedback + replay; the gate holds on old and new data.
 
-    The lifecycle of xferlib.loop (marker, alerts); a crash fails this flow run after alerting."""
+    The lifecycle of xferlib.loop (marker, alerts); a crash fails this flow run after alerting.
+    Without `feedback`, the labels are this work directory's feedback/incoming (the deployed
+    retrain gets only the drift event's ids, never the monitor's paths)."""
+    workdir = _here(workdir)
+    feedback = feedback or str(Workdir(Path(workdir)).feedback_incoming)
     request = (
         loop.RetrainRequest(workdir, feedback, report_id, report_id, window_id or report_id)
         if report_id
