@@ -66,6 +66,7 @@ class RetrainOutcome:
     reasons: tuple[str, ...] = ()
     error: str = ""  # one line, when status == "failed"
     flow_run_id: str = ""
+    incident: str = ""  # the incident the drift opened or joined (labels_needed)
     result: RetrainResult | None = field(default=None, compare=False, repr=False)
 
     @staticmethod
@@ -205,7 +206,9 @@ def monitor_window(
         return seen
     if feedback is None:
         trigger.release(orch.workdir, seen.report_id, undo=True)
-        return MonitorOutcome.of(report, decision, RetrainOutcome("labels_needed", seen.report_id))
+        incident = _incident_needs_labels(orch.workdir, report)
+        waiting = RetrainOutcome("labels_needed", seen.report_id, incident=incident)
+        return MonitorOutcome.of(report, decision, waiting)
     request = RetrainRequest(
         orch.workdir,
         str(feedback),
@@ -213,7 +216,53 @@ def monitor_window(
         seen.report_id,
         seen.window_id or window_id or "",
     )
+    _incident_retrains(orch.workdir, report, request.request_id)
     return MonitorOutcome.of(report, decision, orch.request_retrain(request))
+
+
+def _incident_needs_labels(workdir: str, report: DriftResult) -> str:
+    """Open the model's incident (or join the active one) and, while it has none, write its label
+    request: the drift's whole response when no labels are at hand, so errors propagate."""
+    from xferlib.stages import labels
+
+    inc, _ = labels.open_incident(workdir, report)
+    if inc.state == "open":  # a new incident, or one whose request failed before
+        labels.request_labels(workdir, inc.id)
+    return inc.id
+
+
+def _incident_retrains(workdir: str, report: DriftResult, request_id: str) -> None:
+    """Labels came with the request: the incident goes straight to retraining. Best effort: the
+    record must not stop the retrain it records (one warning line instead)."""
+    from xferlib.stages import labels
+
+    try:
+        inc, _ = labels.open_incident(workdir, report)
+        if inc.state in ("open", "labels_arriving", "rejected"):
+            labels.store_for(workdir).transition(
+                inc.id, "retraining", f"labels supplied; retrain {request_id}",
+                retrain_request=request_id,
+            )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - bookkeeping of the retrain, not the retrain
+        _warn("incident not recorded", exc)
+
+
+def _incident_outcome(workdir: str, request: RetrainRequest, outcome: RetrainOutcome) -> None:
+    """The retrain's verdict on the incident its drift report opened (if any); best effort."""
+    from xferlib.stages import labels
+
+    try:
+        labels.retrain_outcome(
+            workdir, request.drift_report, outcome.status, outcome.version, outcome.action
+        )
+    except Exception as exc:  # noqa: BLE001 - the retrain's verdict stands either way
+        _warn("incident not updated", exc)
+
+
+def _warn(what: str, exc: BaseException) -> None:
+    import sys
+
+    print(f"xfer: warning: {what} ({_one_line(exc)})", file=sys.stderr)
 
 
 def run_retrain(
@@ -233,10 +282,13 @@ def run_retrain(
     except Exception as exc:  # any crash: never reported as finished, never left in flight
         error = _one_line(exc)
         trigger.retrain_failed(wd, rid, flow_run_id, error, attempt)
-        return RetrainOutcome("failed", rid, error=error, flow_run_id=flow_run_id)
+        failed = RetrainOutcome("failed", rid, error=error, flow_run_id=flow_run_id)
+        _incident_outcome(wd, request, failed)
+        return failed
     trigger.retrain_finished(
         wd, rid, flow_run_id, version=outcome.version, action=outcome.action, attempt=attempt
     )
+    _incident_outcome(wd, request, outcome)
     return outcome
 
 

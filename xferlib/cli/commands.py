@@ -131,12 +131,34 @@ def cmd_monitor(a: argparse.Namespace) -> Result:
     out = loop.monitor_window(orch, a.window_id, src=a.src, feedback=a.feedback).to_dict()
     if out["retrained"] and out["retrained"]["status"] == "labels_needed":
         out["next"] = (
-            "retrain decided, no labels: label this window's images, then "
+            f"retrain decided, no labels: incident {out['retrained']['incident']} asked for "
+            "labels (alert labels_requested, `xfer incidents`); import them with "
+            "`xfer labels import FILE`, or label this window yourself and run "
             f"`xfer retrain --feedback DIR --drift-report {out['report_id']}`"
         )
     if out["retrained"] and out["retrained"]["status"] == "failed":
         raise RuntimeError(f"retrain {out['report_id']} failed: {out['retrained']['error']}")
     return Plain(out)
+
+
+def cmd_incidents(a: argparse.Namespace) -> Result:
+    from xferlib.stages import labels
+
+    if a.action == "close":
+        if not a.incident:
+            raise ValueError(
+                "xfer incidents close needs an incident id; `xfer incidents` lists them"
+            )
+        return labels.close_incident(a.workdir, a.incident)
+    return labels.list_incidents(a.workdir)
+
+
+def cmd_labels(a: argparse.Namespace) -> Result:
+    from xferlib.stages import labels
+
+    if a.action == "request":
+        return labels.request_labels(a.workdir, a.target, params_path=a.params)
+    return labels.import_labels(a.workdir, a.target, a.incident, params_path=a.params)
 
 
 def cmd_demo(a: argparse.Namespace) -> Result:
