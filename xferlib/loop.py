@@ -216,7 +216,7 @@ def monitor_window(
         seen.report_id,
         seen.window_id or window_id or "",
     )
-    _incident_retrains(orch.workdir, report, request.request_id)
+    _incident_joins(orch.workdir, report)
     return MonitorOutcome.of(report, decision, orch.request_retrain(request))
 
 
@@ -231,20 +231,25 @@ def _incident_needs_labels(workdir: str, report: DriftResult) -> str:
     return inc.id
 
 
-def _incident_retrains(workdir: str, report: DriftResult, request_id: str) -> None:
-    """Labels came with the request: the incident goes straight to retraining. Best effort: the
-    record must not stop the retrain it records (one warning line instead)."""
+def _incident_joins(workdir: str, report: DriftResult) -> None:
+    """Labels came with the request: the drift still opens (or joins) the model's incident, which
+    run_retrain then moves to retraining. Best effort: the record must not stop the retrain."""
     from xferlib.stages import labels
 
     try:
-        inc, _ = labels.open_incident(workdir, report)
-        if inc.state in ("open", "labels_arriving", "rejected"):
-            labels.store_for(workdir).transition(
-                inc.id, "retraining", f"labels supplied; retrain {request_id}",
-                retrain_request=request_id,
-            )  # fmt: skip
+        labels.open_incident(workdir, report)
     except Exception as exc:  # noqa: BLE001 - bookkeeping of the retrain, not the retrain
         _warn("incident not recorded", exc)
+
+
+def _incident_starts(workdir: str, request: RetrainRequest) -> None:
+    """The incident of the request's drift report (if any) is retraining now; best effort."""
+    from xferlib.stages import labels
+
+    try:
+        labels.retrain_started(workdir, request.drift_report, request.request_id)
+    except Exception as exc:  # noqa: BLE001 - the retrain goes on either way
+        _warn("incident not updated", exc)
 
 
 def _incident_outcome(workdir: str, request: RetrainRequest, outcome: RetrainOutcome) -> None:
@@ -277,6 +282,7 @@ def run_retrain(
     trigger.claim(wd, rid, force=request.force, manual=request.manual)
     attempt = uuid.uuid4().hex[:8]  # alert keys of this attempt (a retried report alerts again)
     trigger.retrain_started(wd, rid, flow_run_id, attempt)
+    _incident_starts(wd, request)
     try:
         outcome = RetrainOutcome.of(rid, orch.retrain(request, flow_run_id), flow_run_id)
     except Exception as exc:  # any crash: never reported as finished, never left in flight
@@ -331,3 +337,26 @@ def retrain_now(
     if outcome.status == "failed":
         raise RetrainFailed(outcome)
     return outcome
+
+
+def labels_arrived(orch: Orchestrator, incident_id: str) -> RetrainOutcome | None:
+    """Retrain an incident on its accepted labels once they reach `retrain.min_labels`.
+
+    The incident's move labels_arriving -> retraining is a compare-and-swap, so however many
+    imports (or workers) call this, one retrain is requested per crossing; later labels (after a
+    rejected retrain) may request another once the drift cool-down has passed. None when not
+    ready, or when another retrain holds the marker (the incident waits for the next import)."""
+    from xferlib.stages import labels
+
+    claimed = labels.claim_retrain(orch.workdir, incident_id)
+    if claimed is None:
+        return None
+    request = RetrainRequest(
+        orch.workdir, claimed.feedback, claimed.drift_report, claimed.drift_report, claimed.name
+    )
+    try:
+        return orch.request_retrain(request)
+    except trigger.RetrainInFlight as exc:
+        labels.retrain_outcome(orch.workdir, claimed.drift_report, "not_started", "", "")
+        _warn(f"incident {incident_id} retrain not started", exc)
+        return None

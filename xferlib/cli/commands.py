@@ -158,7 +158,25 @@ def cmd_labels(a: argparse.Namespace) -> Result:
 
     if a.action == "request":
         return labels.request_labels(a.workdir, a.target, params_path=a.params)
-    return labels.import_labels(a.workdir, a.target, a.incident, params_path=a.params)
+    result = labels.import_labels(a.workdir, a.target, a.incident, params_path=a.params)
+    if not result.ready_to_retrain:
+        return result
+    return Plain(result.to_dict() | {"retrain": _labels_arrived(a, result.incident)})
+
+
+def _labels_arrived(a: argparse.Namespace, incident: str) -> dict[str, Any] | None:
+    """Enough labels: retrain once, through Prefect (an event the retrain deployment answers)
+    when PREFECT_API_URL is set, else here with plain calls."""
+    from xferlib import env, loop
+    from xferlib.workdir import Workdir
+
+    workdir = str(Workdir.resolve(a.workdir).root)
+    if env.prefect_api_url():
+        from flows.pipeline import labels_arrived_flow  # flows/ is the only place importing prefect
+
+        return labels_arrived_flow(workdir, incident)
+    outcome = loop.labels_arrived(loop.Direct(workdir, a.params), incident)
+    return outcome.to_dict() if outcome else None
 
 
 def cmd_demo(a: argparse.Namespace) -> Result:

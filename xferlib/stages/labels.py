@@ -12,7 +12,8 @@ import json
 import os
 import shutil
 from collections import Counter
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from xferlib.stages.results import (
 )
 
 LABEL_QUARANTINE = "labels.jsonl"  # in <workdir>/quarantine/, beside the images' quarantine.jsonl
-WAITING = ("labels_requested", "labels_arriving", "rejected")  # states that take labels
+# states that take labels (during a retrain they are counted for the next one)
+WAITING = ("labels_requested", "labels_arriving", "rejected", "retraining")
 
 
 def store(ctx: Context) -> IncidentStore:
@@ -37,6 +39,57 @@ def store(ctx: Context) -> IncidentStore:
 
 def store_for(workdir: PathLike) -> IncidentStore:
     return store(Context.load(workdir))
+
+
+@dataclass(frozen=True)
+class ClaimedRetrain:
+    """What an incident's retrain works on: its accepted labels, its last drift report (the
+    marker's holder and the lineage tag), and a name for the feedback dataset."""
+
+    feedback: str
+    drift_report: str
+    name: str
+
+
+class _NotReady(Exception):
+    pass
+
+
+def claim_retrain(
+    workdir: PathLike, incident_id: str, now: datetime | None = None
+) -> ClaimedRetrain | None:
+    """Move the incident to retraining if it has `retrain.min_labels` accepted labels, new ones
+    since its last retrain, and the drift cool-down since that retrain has passed; None if not."""
+    ctx = Context.load(workdir)
+    now = now or datetime.now(UTC)
+    need, cooldown = ctx.params.retrain.min_labels, ctx.params.drift.cooldown_minutes
+
+    def claim(inc: Incident) -> Incident:
+        if inc.state != "labels_arriving" or inc.accepted < need:
+            raise _NotReady
+        last = [t["at"] for t in inc.timeline if t["state"] == "retraining"]
+        if last and now < datetime.fromisoformat(last[-1]) + timedelta(minutes=cooldown):
+            raise _NotReady
+        note = f"{inc.accepted} accepted labels >= retrain.min_labels {need}"
+        return advance(inc, "retraining", note, retrain_request=inc.drift_reports[-1])
+
+    try:
+        inc = store(ctx).change(incident_id, claim)
+    except _NotReady:
+        return None
+    name = f"{inc.id}-r{inc.retrains + 1}"
+    return ClaimedRetrain(str(ctx.wd.labels(inc.id) / "dataset"), inc.drift_reports[-1], name)
+
+
+def retrain_started(workdir: PathLike, drift_report: str, request_id: str) -> Incident | None:
+    """The incident of `drift_report` is retraining (a no-op when claim_retrain moved it)."""
+    incidents = store_for(workdir)
+    inc = incidents.find_by_report(drift_report) if drift_report else None
+    if inc is None or inc.state not in ("open", "labels_arriving", "rejected"):
+        return inc
+    return incidents.transition(
+        inc.id, "retraining", f"retrain {request_id}", retrain_request=request_id
+    )
 
 
 def retrain_outcome(
@@ -49,9 +102,9 @@ def retrain_outcome(
     inc = incidents.find_by_report(drift_report) if drift_report else None
     if inc is None or inc.state != "retraining":
         return None
-    if status != "finished":
+    if status != "finished":  # failed, or never started: nothing was trained
         back = "labels_arriving" if inc.labels else "open"
-        return incidents.transition(inc.id, back, f"retrain failed: {status}")
+        return incidents.transition(inc.id, back, f"retrain {status}")
     state = "promoted" if action == "promote" else "rejected"
     note = f"v{version} {action}"
     inc = incidents.transition(
@@ -275,6 +328,10 @@ def _arrived(
     if not added:
         return inc
     counts = class_counts(dataset)
+    if inc.state == "retraining":  # counted now, used by the next retrain
+        return store(ctx).change(
+            inc.id, lambda cur: replace(cur, labels=counts, label_data_version=version)
+        )
     note = f"+{added} from {path.name}: {sum(counts.values())} accepted"
     return store(ctx).transition(
         inc.id, "labels_arriving", note, labels=counts, label_data_version=version
