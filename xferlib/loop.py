@@ -223,9 +223,9 @@ def monitor_window(
 def _incident_needs_labels(workdir: str, report: DriftResult) -> str:
     """Open the model's incident (or join the active one) and, while it has none, write its label
     request: the drift's whole response when no labels are at hand, so errors propagate."""
-    from xferlib.stages import labels
+    from xferlib.stages import incidents, labels
 
-    inc, _ = labels.open_incident(workdir, report)
+    inc, _ = incidents.open_incident(workdir, report)
     if inc.state == "open":  # a new incident, or one whose request failed before
         labels.request_labels(workdir, inc.id)
     return inc.id
@@ -234,30 +234,30 @@ def _incident_needs_labels(workdir: str, report: DriftResult) -> str:
 def _incident_joins(workdir: str, report: DriftResult) -> None:
     """Labels came with the request: the drift still opens (or joins) the model's incident, which
     run_retrain then moves to retraining. Best effort: the record must not stop the retrain."""
-    from xferlib.stages import labels
+    from xferlib.stages import incidents
 
     try:
-        labels.open_incident(workdir, report)
+        incidents.open_incident(workdir, report)
     except Exception as exc:  # noqa: BLE001 - bookkeeping of the retrain, not the retrain
         _warn("incident not recorded", exc)
 
 
 def _incident_starts(workdir: str, request: RetrainRequest) -> None:
     """The incident of the request's drift report (if any) is retraining now; best effort."""
-    from xferlib.stages import labels
+    from xferlib.stages import incidents
 
     try:
-        labels.retrain_started(workdir, request.drift_report, request.request_id)
+        incidents.retrain_started(workdir, request.drift_report, request.request_id)
     except Exception as exc:  # noqa: BLE001 - the retrain goes on either way
         _warn("incident not updated", exc)
 
 
 def _incident_outcome(workdir: str, request: RetrainRequest, outcome: RetrainOutcome) -> None:
     """The retrain's verdict on the incident its drift report opened (if any); best effort."""
-    from xferlib.stages import labels
+    from xferlib.stages import incidents
 
     try:
-        labels.retrain_outcome(
+        incidents.retrain_outcome(
             workdir, request.drift_report, outcome.status, outcome.version, outcome.action
         )
     except Exception as exc:  # noqa: BLE001 - the retrain's verdict stands either way
@@ -346,9 +346,9 @@ def labels_arrived(orch: Orchestrator, incident_id: str) -> RetrainOutcome | Non
     imports (or workers) call this, one retrain is requested per crossing; later labels (after a
     rejected retrain) may request another once the drift cool-down has passed. None when not
     ready, or when another retrain holds the marker (the incident waits for the next import)."""
-    from xferlib.stages import labels
+    from xferlib.stages import incidents
 
-    claimed = labels.claim_retrain(orch.workdir, incident_id)
+    claimed = incidents.claim_retrain(orch.workdir, incident_id)
     if claimed is None:
         return None
     request = RetrainRequest(
@@ -357,6 +357,6 @@ def labels_arrived(orch: Orchestrator, incident_id: str) -> RetrainOutcome | Non
     try:
         return orch.request_retrain(request)
     except trigger.RetrainInFlight as exc:
-        labels.retrain_outcome(orch.workdir, claimed.drift_report, "not_started", "", "")
+        incidents.retrain_outcome(orch.workdir, claimed.drift_report, "not_started", "", "")
         _warn(f"incident {incident_id} retrain not started", exc)
         return None

@@ -14,7 +14,7 @@ import yaml
 
 from xferlib import loop
 from xferlib.labels.incidents import IncidentStore
-from xferlib.stages import labels
+from xferlib.stages import incidents, labels
 from xferlib.workdir import Workdir
 
 
@@ -99,7 +99,7 @@ def test_later_labels_retrain_again_only_after_a_rejection_and_the_cool_down(
     _import(wd, tmp_path, ["img0,Coat", "img1,Bag"], "a.csv")
     assert loop.labels_arrived(orch, inc_id) is not None
     report = IncidentStore(Workdir(wd).incidents).get(inc_id).drift_reports[-1]
-    labels.retrain_outcome(wd, report, "finished", "2", "reject")  # the gate said no
+    incidents.retrain_outcome(wd, report, "finished", "2", "reject")  # the gate said no
 
     _import(wd, tmp_path, ["img2,Coat"], "b.csv")
     inc = IncidentStore(Workdir(wd).incidents).get(inc_id)
@@ -123,10 +123,10 @@ def test_a_promoted_retrain_closes_the_incident_and_a_failed_one_waits_for_label
     assert loop.labels_arrived(orch, inc_id) is not None
     store = IncidentStore(Workdir(wd).incidents)
     report = store.get(inc_id).drift_reports[-1]
-    labels.retrain_outcome(wd, report, "failed", "", "")
+    incidents.retrain_outcome(wd, report, "failed", "", "")
     assert store.get(inc_id).state == "labels_arriving"  # nothing trained; labels kept
     assert loop.labels_arrived(orch, inc_id) is not None
-    labels.retrain_outcome(wd, report, "finished", "3", "promote")
+    incidents.retrain_outcome(wd, report, "finished", "3", "promote")
     inc = store.get(inc_id)
     assert inc.state == "closed" and inc.challenger_version == "3"
     assert [t["state"] for t in inc.timeline][-2:] == ["promoted", "closed"]

@@ -142,15 +142,15 @@ def cmd_monitor(a: argparse.Namespace) -> Result:
 
 
 def cmd_incidents(a: argparse.Namespace) -> Result:
-    from xferlib.stages import labels
+    from xferlib.stages import incidents
 
     if a.action == "close":
         if not a.incident:
             raise ValueError(
                 "xfer incidents close needs an incident id; `xfer incidents` lists them"
             )
-        return labels.close_incident(a.workdir, a.incident)
-    return labels.list_incidents(a.workdir)
+        return incidents.close_incident(a.workdir, a.incident)
+    return incidents.list_incidents(a.workdir)
 
 
 def cmd_labels(a: argparse.Namespace) -> Result:
