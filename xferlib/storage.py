@@ -88,16 +88,21 @@ def write_if(uri: str, data: bytes, etag: str | None) -> bool:
     """Conditional PUT: replace the object only while its ETag is still `etag`, or with `etag`
     None create it only if absent (S3's If-Match / If-None-Match). False when another writer got
     there first (412 Precondition Failed, 409 ConditionalRequestConflict); the caller re-reads."""
+    from botocore.exceptions import ClientError
+
     bucket, key = parse_s3_uri(uri)
     cond = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
-    try:
-        with _errors("write", bucket, key):
+    with _errors("write", bucket, key):
+        try:
             _client().put_object(Bucket=bucket, Key=key, Body=data, **cond)
-        return True
-    except StorageError as exc:
-        if " PreconditionFailed" in str(exc) or " ConditionalRequestConflict" in str(exc):
-            return False
-        raise
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _LOST_RACE:
+                return False
+            raise
+    return True
+
+
+_LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict"}
 
 
 def upload_file(path: str | os.PathLike[str], uri: str) -> None:
