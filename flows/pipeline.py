@@ -182,3 +182,11 @@ def retrain_flow(
     if outcome.status == "failed":
         raise loop.RetrainFailed(outcome)
     return outcome.to_dict()
+
+
+@flow(name="labels-arrived")
+def labels_arrived_flow(workdir: str, incident: str) -> dict[str, Any] | None:
+    """An import brought an incident to retrain.min_labels: request its retrain (the drift event
+    the `retrain` deployment's trigger answers), once per crossing (xferlib.loop.labels_arrived)."""
+    outcome = loop.labels_arrived(PrefectSteps(workdir), incident)
+    return outcome.to_dict() if outcome else None

@@ -35,6 +35,7 @@ AlertKind = Literal[
     "promoted",
     "rejected",
     "rolled_back",
+    "labels_requested",
 ]
 WebhookStatus = Literal["sent", "failed", "disabled", "duplicate"]
 KINDS: tuple[str, ...] = get_args(AlertKind)
@@ -46,6 +47,7 @@ _EMOJI = {
     "promoted": ":trophy:",
     "rejected": ":no_entry:",
     "rolled_back": ":rewind:",
+    "labels_requested": ":label:",
 }
 
 

@@ -200,10 +200,30 @@ class RetrainParams:
     replay_size: int = 1000  # images of the old training set replayed against forgetting
     bn_adapt: bool = False
     warm_start: bool = True  # start from the champion's weights
+    # an open incident retrains once this many of its requested images carry accepted labels
+    min_labels: int = 100
 
     def check(self) -> None:
         _range("retrain.epochs", self.epochs, 1, 10_000)
         _range("retrain.replay_size", self.replay_size, 0, 10_000_000)
+        _range("retrain.min_labels", self.min_labels, 1, 10_000_000)
+
+
+LabelSelection = Literal["kcenter_entropy", "random"]
+
+
+@dataclass(frozen=True)
+class LabelsParams:
+    """What an incident asks annotators to label (xferlib/labels/select.py)."""
+
+    budget: int = 200  # images per label request, taken from the incident's drifted windows
+    # kcenter_entropy: uncertain under the champion and diverse in its embedding space;
+    # random: a uniform sample (the baseline to benchmark selection against)
+    selection: LabelSelection = "kcenter_entropy"
+    seed: int = 0
+
+    def check(self) -> None:
+        _range("labels.budget", self.budget, 1, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -225,6 +245,7 @@ class Params:
     drift: DriftParams = field(default_factory=DriftParams)
     monitor: MonitorParams = field(default_factory=MonitorParams)
     retrain: RetrainParams = field(default_factory=RetrainParams)
+    labels: LabelsParams = field(default_factory=LabelsParams)
     distributed: DistributedParams = field(default_factory=DistributedParams)
 
     def to_dict(self) -> dict[str, Any]:

@@ -54,6 +54,12 @@ def dvc_remote() -> str | None:
     return _get("XFER_DVC_REMOTE")
 
 
+def incident_store() -> str | None:
+    """XFER_INCIDENTS: where incidents live (a folder or s3://bucket/prefix every worker reaches)
+    instead of <workdir>/incidents."""
+    return _get("XFER_INCIDENTS")
+
+
 def dvc_experiment() -> str | None:
     """DVC_EXP_NAME (or DVC_EXP_BASELINE_REV): the experiment `dvc exp run` is running a stage of
     (DVC commits it on a ref of its own)."""

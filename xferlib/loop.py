@@ -66,6 +66,7 @@ class RetrainOutcome:
     reasons: tuple[str, ...] = ()
     error: str = ""  # one line, when status == "failed"
     flow_run_id: str = ""
+    incident: str = ""  # the incident the drift opened or joined (labels_needed)
     result: RetrainResult | None = field(default=None, compare=False, repr=False)
 
     @staticmethod
@@ -205,7 +206,9 @@ def monitor_window(
         return seen
     if feedback is None:
         trigger.release(orch.workdir, seen.report_id, undo=True)
-        return MonitorOutcome.of(report, decision, RetrainOutcome("labels_needed", seen.report_id))
+        incident = _incident_needs_labels(orch.workdir, report)
+        waiting = RetrainOutcome("labels_needed", seen.report_id, incident=incident)
+        return MonitorOutcome.of(report, decision, waiting)
     request = RetrainRequest(
         orch.workdir,
         str(feedback),
@@ -213,7 +216,58 @@ def monitor_window(
         seen.report_id,
         seen.window_id or window_id or "",
     )
+    _incident_joins(orch.workdir, report)
     return MonitorOutcome.of(report, decision, orch.request_retrain(request))
+
+
+def _incident_needs_labels(workdir: str, report: DriftResult) -> str:
+    """Open the model's incident (or join the active one) and, while it has none, write its label
+    request: the drift's whole response when no labels are at hand, so errors propagate."""
+    from xferlib.stages import incidents, labels
+
+    inc, _ = incidents.open_incident(workdir, report)
+    if inc.state == "open":  # a new incident, or one whose request failed before
+        labels.request_labels(workdir, inc.id)
+    return inc.id
+
+
+def _incident_joins(workdir: str, report: DriftResult) -> None:
+    """Labels came with the request: the drift still opens (or joins) the model's incident, which
+    run_retrain then moves to retraining. Best effort: the record must not stop the retrain."""
+    from xferlib.stages import incidents
+
+    try:
+        incidents.open_incident(workdir, report)
+    except Exception as exc:  # noqa: BLE001 - bookkeeping of the retrain, not the retrain
+        _warn("incident not recorded", exc)
+
+
+def _incident_starts(workdir: str, request: RetrainRequest) -> None:
+    """The incident of the request's drift report (if any) is retraining now; best effort."""
+    from xferlib.stages import incidents
+
+    try:
+        incidents.retrain_started(workdir, request.drift_report, request.request_id)
+    except Exception as exc:  # noqa: BLE001 - the retrain goes on either way
+        _warn("incident not updated", exc)
+
+
+def _incident_outcome(workdir: str, request: RetrainRequest, outcome: RetrainOutcome) -> None:
+    """The retrain's verdict on the incident its drift report opened (if any); best effort."""
+    from xferlib.stages import incidents
+
+    try:
+        incidents.retrain_outcome(
+            workdir, request.drift_report, outcome.status, outcome.version, outcome.action
+        )
+    except Exception as exc:  # noqa: BLE001 - the retrain's verdict stands either way
+        _warn("incident not updated", exc)
+
+
+def _warn(what: str, exc: BaseException) -> None:
+    import sys
+
+    print(f"xfer: warning: {what} ({_one_line(exc)})", file=sys.stderr)
 
 
 def run_retrain(
@@ -228,15 +282,19 @@ def run_retrain(
     trigger.claim(wd, rid, force=request.force, manual=request.manual)
     attempt = uuid.uuid4().hex[:8]  # alert keys of this attempt (a retried report alerts again)
     trigger.retrain_started(wd, rid, flow_run_id, attempt)
+    _incident_starts(wd, request)
     try:
         outcome = RetrainOutcome.of(rid, orch.retrain(request, flow_run_id), flow_run_id)
     except Exception as exc:  # any crash: never reported as finished, never left in flight
         error = _one_line(exc)
         trigger.retrain_failed(wd, rid, flow_run_id, error, attempt)
-        return RetrainOutcome("failed", rid, error=error, flow_run_id=flow_run_id)
+        failed = RetrainOutcome("failed", rid, error=error, flow_run_id=flow_run_id)
+        _incident_outcome(wd, request, failed)
+        return failed
     trigger.retrain_finished(
         wd, rid, flow_run_id, version=outcome.version, action=outcome.action, attempt=attempt
     )
+    _incident_outcome(wd, request, outcome)
     return outcome
 
 
@@ -279,3 +337,26 @@ def retrain_now(
     if outcome.status == "failed":
         raise RetrainFailed(outcome)
     return outcome
+
+
+def labels_arrived(orch: Orchestrator, incident_id: str) -> RetrainOutcome | None:
+    """Retrain an incident on its accepted labels once they reach `retrain.min_labels`.
+
+    The incident's move labels_arriving -> retraining is a compare-and-swap, so however many
+    imports (or workers) call this, one retrain is requested per crossing; later labels (after a
+    rejected retrain) may request another once the drift cool-down has passed. None when not
+    ready, or when another retrain holds the marker (the incident waits for the next import)."""
+    from xferlib.stages import incidents
+
+    claimed = incidents.claim_retrain(orch.workdir, incident_id)
+    if claimed is None:
+        return None
+    request = RetrainRequest(
+        orch.workdir, claimed.feedback, claimed.drift_report, claimed.drift_report, claimed.name
+    )
+    try:
+        return orch.request_retrain(request)
+    except trigger.RetrainInFlight as exc:
+        incidents.retrain_outcome(orch.workdir, claimed.drift_report, "not_started", "", "")
+        _warn(f"incident {incident_id} retrain not started", exc)
+        return None

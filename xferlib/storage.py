@@ -76,6 +76,35 @@ def write_bytes(uri: str, data: bytes) -> None:
             _client().upload_fileobj(io.BytesIO(data), bucket, key, Config=_transfer_config())
 
 
+def read_with_etag(uri: str) -> tuple[bytes, str]:
+    """The object at `uri` and its ETag (the token `write_if` compares against)."""
+    bucket, key = parse_s3_uri(uri)
+    with _errors("read", bucket, key):
+        got = _client().get_object(Bucket=bucket, Key=key)
+        return got["Body"].read(), str(got["ETag"])
+
+
+def write_if(uri: str, data: bytes, etag: str | None) -> bool:
+    """Conditional PUT: replace the object only while its ETag is still `etag`, or with `etag`
+    None create it only if absent (S3's If-Match / If-None-Match). False when another writer got
+    there first (412 Precondition Failed, 409 ConditionalRequestConflict); the caller re-reads."""
+    from botocore.exceptions import ClientError
+
+    bucket, key = parse_s3_uri(uri)
+    cond = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
+    with _errors("write", bucket, key):
+        try:
+            _client().put_object(Bucket=bucket, Key=key, Body=data, **cond)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _LOST_RACE:
+                return False
+            raise
+    return True
+
+
+_LOST_RACE = {"PreconditionFailed", "ConditionalRequestConflict"}
+
+
 def upload_file(path: str | os.PathLike[str], uri: str) -> None:
     """Upload a local file; multipart (parallel parts) above MULTIPART_THRESHOLD."""
     bucket, key = parse_s3_uri(uri)

@@ -96,6 +96,17 @@ class Workdir:
         return self.root / "monitoring"
 
     @property
+    def incidents(self) -> str:
+        """The incident store: XFER_INCIDENTS (a folder or s3:// prefix shared by every worker),
+        else `<root>/incidents`. A string: `Path("s3://b/p")` would collapse the URL."""
+        return env.incident_store() or str(self.root / "incidents")
+
+    def labels(self, incident_id: str) -> Path:
+        """An incident's label work: request/ (the batch to label), dataset/ (accepted labels as an
+        ImageFolder, DVC-tracked: what `xfer retrain --feedback` reads), imports/ (each file as given)."""
+        return self.root / "labels" / incident_id
+
+    @property
     def references(self) -> Path:
         return self.root / "references"
 

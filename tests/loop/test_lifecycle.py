@@ -111,5 +111,7 @@ def test_xfer_monitor_is_quiet_on_a_clean_window_and_decides_on_a_shifted_one(
     loud = json.loads(shifted.stdout)
     assert loud["status"] == "drift" and loud["drift"] and loud["retrain"], loud
     assert loud["retrained"]["status"] == "labels_needed" and "--feedback" in loud["next"]
-    assert _kinds(wd) == ["drift_detected"]  # no retrain started without labels
+    # no retrain started without labels: the incident asked for them instead
+    assert _kinds(wd) == ["drift_detected", "labels_requested"]
+    assert loud["retrained"]["incident"] in loud["next"]
     assert trigger.in_flight(wd) is None  # the request was withdrawn, not left in flight

@@ -146,3 +146,65 @@ def test_training_runs_carry_learning_curves_and_a_retrain_carries_its_drift_rep
     assert files(gate.run_id, "plots") == ["plots/learning_curves.png"]
     attached = [Path(p).name for p in files(gate.run_id, "drift_report")]
     assert f"drift-{report.report_id}.json" in attached, attached
+
+
+def test_a_drift_without_labels_opens_an_incident_that_requests_uncertain_diverse_images(
+    champion: Path, fashion: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """Issue 14: the policy acts, no labels are at hand -> an incident, a label request of
+    labels.budget images from the drifted window (Label Studio tasks + CSV), an alert; a second
+    drifted window joins the same incident instead of asking again."""
+    import yaml
+
+    from xferlib import loop
+    from xferlib.alerts import read_alerts
+    from xferlib.labels.incidents import IncidentStore
+
+    x, _ = fashion
+    params = champion / "params.yaml"
+    before = params.read_text()
+    raw = yaml.safe_load(before)
+    raw["labels"] = {"budget": 12, "selection": "kcenter_entropy", "seed": 0}
+    raw["drift"]["evidently"] = False  # the verdict only: seconds saved per window
+    params.write_text(yaml.safe_dump(raw))
+    if holder := trigger.in_flight(champion):  # an earlier test's decision took the marker
+        trigger.release(champion, holder)
+    try:
+        orch = loop.Direct(champion)
+        src = write_window(tmp_path / "w1", x[2400:2500], "invert")
+        out = loop.monitor_window(orch, "w-labels-1", src=str(src))
+        again = loop.monitor_window(
+            orch, "w-labels-2", src=str(write_window(tmp_path / "w2", x[2500:2600], "invert"))
+        )
+    finally:
+        params.write_text(before)
+    assert out.retrain and out.retrained is not None, out.reason
+    assert out.retrained.status == "labels_needed" and out.retrained.incident
+    ctx = Context.load(champion)
+    inc = IncidentStore(ctx.wd.incidents).get(out.retrained.incident)
+    assert inc.state == "labels_requested" and inc.windows[0] == "w-labels-1"
+    assert out.report_id in inc.drift_reports and inc.model_version == "1"
+
+    tasks = json.loads(Path(inc.label_request["tasks_json"]).read_text())
+    assert len(tasks) == inc.label_request["count"] == 12
+    window = monitoring_rows(ctx, "w-labels-1")
+    chosen = window.set_index("image_id").loc[[t["data"]["image_id"] for t in tasks]]
+    folder = Path(inc.label_request["folder"])
+    assert all((folder / t["data"]["image"].split("?d=")[1]).is_file() for t in tasks)
+    batch = Path(inc.label_request["batch_csv"]).read_text().splitlines()
+    assert batch[0] == "image_id,path" and len(batch) == 13
+    assert chosen["entropy"].mean() > window["entropy"].mean()  # uncertain ones first
+    assert inc.label_request["data_version"].startswith("md5:")  # the batch is DVC-versioned
+
+    requested = [a for a in read_alerts(ctx.wd.alerts) if a["kind"] == "labels_requested"]
+    assert len(requested) == 1 and inc.label_request["tasks_json"] in requested[0]["message"]
+    assert again.retrain and again.retrained is not None, again.reason
+    assert again.retrained.incident == inc.id  # joined, not a second incident or request
+    joined = IncidentStore(ctx.wd.incidents).get(inc.id)
+    assert joined.windows == ("w-labels-1", "w-labels-2") and joined.state == inc.state
+
+
+def monitoring_rows(ctx: Context, window_id: str):  # noqa: ANN201 - a DataFrame
+    from xferlib import monitoring
+
+    return monitoring.read_window(ctx.wd.monitoring, window_id)

@@ -65,8 +65,8 @@ def test_importing_xferlib_cli_pulls_in_no_heavy_sdk() -> None:
 # The layers of docs/architecture.md, lowest first: module prefixes (relative to xferlib, dotted).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("config", "workdir", "env", "atomic", "secrets", "context"),
-    ("storage", "alerts", "monitoring", "versioning", "progress", "services"),
-    ("data",),
+    ("storage", "alerts", "monitoring", "versioning", "progress", "services", "docstore"),
+    ("data", "labels"),
     ("models",),
     ("finetune", "evaluate"),
     ("drift",),

@@ -131,12 +131,52 @@ def cmd_monitor(a: argparse.Namespace) -> Result:
     out = loop.monitor_window(orch, a.window_id, src=a.src, feedback=a.feedback).to_dict()
     if out["retrained"] and out["retrained"]["status"] == "labels_needed":
         out["next"] = (
-            "retrain decided, no labels: label this window's images, then "
+            f"retrain decided, no labels: incident {out['retrained']['incident']} asked for "
+            "labels (alert labels_requested, `xfer incidents`); import them with "
+            "`xfer labels import FILE`, or label this window yourself and run "
             f"`xfer retrain --feedback DIR --drift-report {out['report_id']}`"
         )
     if out["retrained"] and out["retrained"]["status"] == "failed":
         raise RuntimeError(f"retrain {out['report_id']} failed: {out['retrained']['error']}")
     return Plain(out)
+
+
+def cmd_incidents(a: argparse.Namespace) -> Result:
+    from xferlib.stages import incidents
+
+    if a.action == "close":
+        if not a.incident:
+            raise ValueError(
+                "xfer incidents close needs an incident id; `xfer incidents` lists them"
+            )
+        return incidents.close_incident(a.workdir, a.incident)
+    return incidents.list_incidents(a.workdir)
+
+
+def cmd_labels(a: argparse.Namespace) -> Result:
+    from xferlib.stages import labels
+
+    if a.action == "request":
+        return labels.request_labels(a.workdir, a.target, params_path=a.params)
+    result = labels.import_labels(a.workdir, a.target, a.incident, params_path=a.params)
+    if not result.ready_to_retrain:
+        return result
+    return Plain(result.to_dict() | {"retrain": _labels_arrived(a, result.incident)})
+
+
+def _labels_arrived(a: argparse.Namespace, incident: str) -> dict[str, Any] | None:
+    """Enough labels: retrain once, through Prefect (an event the retrain deployment answers)
+    when PREFECT_API_URL is set, else here with plain calls."""
+    from xferlib import env, loop
+    from xferlib.workdir import Workdir
+
+    workdir = str(Workdir.resolve(a.workdir).root)
+    if env.prefect_api_url():
+        from flows.pipeline import labels_arrived_flow  # flows/ is the only place importing prefect
+
+        return labels_arrived_flow(workdir, incident)
+    outcome = loop.labels_arrived(loop.Direct(workdir, a.params), incident)
+    return outcome.to_dict() if outcome else None
 
 
 def cmd_demo(a: argparse.Namespace) -> Result:

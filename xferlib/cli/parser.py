@@ -131,6 +131,16 @@ def _add_orchestration(add: Adder) -> None:
     p.add_argument(
         "--no-prefect", action="store_true", help="run the loop without the Prefect server"
     )
+    p = add("incidents", c.cmd_incidents, "incidents opened by drift, their state and lineage")
+    p.add_argument("action", nargs="?", choices=["list", "close"], default="list")
+    p.add_argument("incident", nargs="?", default=None, help="close: the incident id")
+    p = add("labels", c.cmd_labels, "request labels for an incident / import annotators' labels")
+    p.add_argument("action", choices=["import", "request"])
+    p.add_argument(
+        "target",
+        help="import: a Label Studio JSON export or a CSV image_id,label; request: an incident id",
+    )
+    p.add_argument("--incident", default=None, help="import: the incident (default: the open one)")
     add("serve", c.cmd_serve, "serve the Prefect deployments (needs PREFECT_API_URL)")
     add("ui", c.cmd_ui, "the MLflow, Evidently (and Prefect) UIs over the work dir, until Ctrl-C")
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from xferlib.context import Context, PathLike, write_json
 from xferlib.data.imageset import ImageList
+from xferlib.labels.select import normalised_entropy
 from xferlib.release import watch
 from xferlib.stages.results import DriftResult, ScoreResult
 
@@ -51,15 +52,20 @@ def _reference_for(ctx: Context, name: str, version: str) -> Reference:
 def _load_source(
     ctx: Context, src: str | list[str], tmp: Path
 ) -> tuple[ImageList, pd.DataFrame, dict[str, int]]:
-    """Images of a folder, an s3:// prefix or a list of files, validated (bad files quarantined)."""
+    """Images of a folder, an s3:// prefix or a list of files, validated (bad files quarantined).
+    `meta["source"]` is where each image lives (an absolute path or its s3:// URI): a label
+    request copies the images it picks from there."""
     from xferlib.data.ingest import scan_folder
 
     srcs = [src] if isinstance(src, str) else list(src)
+    origin: dict[str, str] = {}
     if len(srcs) == 1 and str(srcs[0]).startswith("s3://"):
         from xferlib import storage
 
         for uri in storage.list_uris(str(srcs[0])):
-            storage.download_file(uri, tmp / uri.rstrip("/").rsplit("/", 1)[-1])
+            local = tmp / uri.rstrip("/").rsplit("/", 1)[-1]
+            storage.download_file(uri, local)
+            origin[str(local)] = uri
         folder = tmp
     elif len(srcs) == 1 and Path(srcs[0]).is_dir():
         folder = Path(srcs[0])
@@ -69,7 +75,9 @@ def _load_source(
                 raise FileNotFoundError(f"image {f} does not exist")
             os.symlink(Path(f).resolve(), tmp / f"{i:06d}-{Path(f).name}")
         folder = tmp
-    return scan_folder(folder, ctx.params.data, ctx.wd.quarantine)
+    images, meta, quarantined = scan_folder(folder, ctx.params.data, ctx.wd.quarantine)
+    where = [origin.get(p) or str(Path(p).resolve()) for p in meta["path"]]  # links resolved
+    return images, meta.assign(source=where), quarantined
 
 
 def score_images(
@@ -99,10 +107,10 @@ def score_images(
         model_version=str(pred.version),
         window_id=window,
         ts=pd.Timestamp.now(tz="UTC"),
+        entropy=normalised_entropy(probs),  # what a label request ranks by
     )
-    frame = drift.monitoring_frame(
-        probs, feats, ref.pca, props, meta[["image_id", "model_version", "window_id", "ts"]]
-    )
+    passthrough = ["image_id", "model_version", "window_id", "ts", "source", "entropy"]
+    frame = drift.monitoring_frame(probs, feats, ref.pca, props, meta[passthrough])
     shadow = watch.shadow_version(ctx, str(pred.version)) if model_uri is None else None
     if shadow is not None:  # the previous champion scores the same images (the watch)
         frame = frame.assign(**watch.shadow_columns(ctx, shadow, images))

@@ -244,3 +244,48 @@ class LineageResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "run_id": self.run_id, **self.tags}
+
+
+@dataclass(frozen=True)
+class IncidentsResult:
+    """`xfer incidents`: every incident in the store, oldest first (each as its stored JSON)."""
+
+    store: str
+    incidents: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LabelRequestResult:
+    incident: str
+    count: int
+    method: str  # kcenter_entropy | random
+    folder: str
+    tasks_json: str  # Label Studio import
+    batch_csv: str  # image_id,path
+    candidates: int  # distinct images in the incident's windows
+    data_version: str  # DVC version of the request folder ("" outside a DVC repo)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LabelImportResult:
+    """One labels file: every row accepted or quarantined (by reason), nothing dropped."""
+
+    incident: str
+    file: str
+    rows: int  # = accepted + sum(quarantined)
+    accepted: int
+    quarantined: dict[str, int]
+    labels: dict[str, int]  # accepted labels of the incident so far, per class
+    data_version: str  # the accepted-labels dataset after this import
+    state: str  # the incident's state after it
+    quarantine_log: str
+    ready_to_retrain: bool  # accepted labels >= retrain.min_labels
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -79,4 +79,23 @@ def lineage(workdir: PathLike, model_uri: str) -> LineageResult:
     ctx = Context.load(workdir)
     raw = dict(reg_lineage(model_uri, ctx.wd.mlflow_uri))
     name, version, run_id = raw.pop("name"), raw.pop("version"), raw.pop("run_id")
-    return LineageResult(name, version, run_id, tags=raw)
+    return LineageResult(name, version, run_id, tags=raw | _incident(ctx, name, version, raw))
+
+
+def _incident(ctx: Context, name: str, version: str, tags: dict[str, str]) -> dict[str, str]:
+    """The incident that made this version (its challenger) or whose drift report asked for it,
+    and the label data it brought: lineage from the incident store's side."""
+    from xferlib.labels.incidents import IncidentStore
+
+    found = [
+        i for i in IncidentStore(ctx.wd.incidents).all()
+        if i.model_name == name and (
+            i.challenger_version == version
+            or (tags.get("drift_report") and tags["drift_report"] in i.drift_reports)
+        )
+    ]  # fmt: skip
+    inc = found[-1] if found else None
+    return {
+        "incident": inc.id if inc else "",
+        "label_data_version": inc.label_data_version if inc else "",
+    }
