@@ -212,10 +212,57 @@ def transfer_selection(results: Results) -> str:
     return "\n".join(lines)
 
 
+def label_budget(results: Results) -> str:
+    if "label_budget" not in results:
+        return _missing("label_budget")
+    r = results["label_budget"]
+    cells = {(x["labels"], x["selection"], x["unlabelled"]): x for x in r["rows"]}
+    budgets = sorted({x["labels"] for x in r["rows"]})
+    variants = [
+        ("kcenter_entropy", False, "active (incident's request)"),
+        ("random", False, "random"),
+        ("kcenter_entropy", True, "active + unlabelled"),
+        ("random", True, "random + unlabelled"),
+    ]
+    lines = [
+        "| labels | " + " | ".join(v[2] for v in variants) + " |",
+        "|---" * (len(variants) + 1) + "|",
+    ]
+    for b in budgets:
+        row = []
+        for sel, unl, _ in variants:
+            x = cells.get((b, sel, unl))
+            row.append(
+                "not run"
+                if x is None
+                else f"{100 * x['recovered_mean']:.0f} % ({100 * x['clean_change_mean']:+.1f} pt)"
+            )
+        lines.append(f"| {b} | " + " | ".join(row) + " |")
+    cfg, t = r["config"], r["target"]
+    verdict = (
+        f"met by {t['cheapest']['labels']} labels ({t['cheapest']['selection']}"
+        f"{', + unlabelled' if t['cheapest']['unlabelled'] else ''})"
+        if t["met"]
+        else "**missed**"
+    )
+    lines += [
+        "",
+        f"Recovered share of the shifted-domain loss (clean-holdout change in points), mean over "
+        f"{cfg['seeds']} seeds; v1 {r['v1']['clean']:.3f} clean, {r['v1']['shifted']:.3f} shifted "
+        f"({cfg['shift']}, {cfg['stream_images']:,} drifted images to choose from, "
+        f"{cfg['test_images']:,} test images each side; `bench/results/label_budget.json`, "
+        f"{_prov(r)}). Target ({t['rule']}): {verdict}.",
+    ]
+    if not r.get("complete", True):
+        lines.append("**Partial run**: the cells marked *not run* did not finish.")
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, Callable[[Results], str]] = {
     "demo-windows": demo_windows,
     "demo-figures": demo_figures,
     "transfer": transfer_table,
     "transfer-selection": transfer_selection,
     "recipe": recipe_ablation,
+    "label_budget": label_budget,
 }
