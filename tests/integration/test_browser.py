@@ -5,8 +5,9 @@ Prefect server, a minute sooner), then `xfer ui` over its work dir. What the bro
 compared with what the demo itself reported (its `--json` summary and the drift report of each
 window): the Evidently UI lists every scored window with its verdict, its dashboard charts one
 verdict bar per window with only the drifted window raised, the latest, a drifted and a clean
-window's snapshot show the calibrated verdict (the Metrics tab: the verdict, each test's p-value
-and threshold; the Tests tab: each test passing or failing exactly where xfer's test rejects),
+window's snapshot show the calibrated verdict (the Metrics tab: the verdict naming the tests that
+rejected, each test's statistic, p-value, threshold and decision; the Tests tab: the verdict as
+one test, then each test's "p-value > threshold" failing exactly where xfer's test rejects),
 and the MLflow page of the champion's version shows the `champion` alias and the gate's decision
 as its description. The screenshots are kept in $XFER_SCREENSHOT_DIR (`make screenshots`: the README's
 docs/screenshots/), else in the test's temporary directory; each must be a real, non-blank PNG.
@@ -21,6 +22,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +41,8 @@ SHOTS = {
     "clean": "evidently-clean-window.png",
     "champion": "mlflow-champion-version.png",
 }
-# what xfer's workspace names things (xferlib/drift/workspace.py): the dashboard's verdict panel
-# and the Evidently metric each verdict number is shown as
+# the dashboard's verdict panel and the one after it, as xfer's workspace titles them
+# (xferlib/drift/workspace.py `_panels`)
 VERDICT_PANEL, NEXT_PANEL = "Verdict (1 = drift)", "Window size"
 
 
@@ -208,15 +210,78 @@ def _which(demo: Demo, kind: str) -> str:
     return next(w for w in demo.windows("no_drift") if "clean" in w)
 
 
-def _shown(column: str, value: float) -> str:
-    """How the Metrics tab shows one verdict number (Evidently's MeanValue widget title)."""
-    return f"Mean value of '{column}': current: {value:.3f}"
+def _verdict_line(report: dict[str, Any]) -> str:
+    """The verdict's one-line reason as xfer words it: the tests that rejected, or none."""
+    tests = report["tests"]
+    rejected = [name for name, t in tests.items() if t["drift"]]
+    if not rejected:
+        return f"all {len(tests)} tests above their thresholds"
+    return f"{', '.join(rejected)} at or below threshold ({len(rejected)} of {len(tests)} tests)"
 
 
-def _test_alerts(dom: str) -> dict[str, str]:
-    """The Tests tab's results: title -> "Success" / "Error" (FAIL) / ..., from the alert boxes."""
-    alert = r'MuiAlert-color(\w+)[^"]*" role="alert".*?MuiAlertTitle-root[^>]*>([^<]*)<'
-    return {title: colour for colour, title in re.findall(alert, dom, flags=re.S)}
+def _metrics_expected(report: dict[str, Any]) -> list[str]:
+    """What the Metrics tab must show of the window, in this order: the verdict header and its
+    counters, one row per test of the calibrated tests' table (numbers as the table rounds them
+    and the decision), the window's row count and the accuracy estimate (MeanValue widgets)."""
+    status = "DRIFT" if report["drift"] else "NO DRIFT"
+    lines = [
+        f"xfer verdict (calibrated tests): {status} ({_verdict_line(report)})",
+        f"{status} verdict {report['window_size']} window rows "
+        f"{report['reference_size']} reference rows",
+    ]
+    for name, t in report["tests"].items():
+        decision = "DRIFT (p <= threshold)" if t["drift"] else "pass"
+        lines.append(
+            f"{name} {t['statistic']:.4g} {t['p_value']:.4g} {t['threshold']:.4g} {decision}"
+        )
+    lines.append(f"Row count in dataset (current) {report['window_size']:.3f}")
+    if report.get("accuracy"):
+        lines.append(
+            f"Mean value of 'estimated_accuracy': current: {report['accuracy']['accuracy']:.3f}"
+        )
+    return lines
+
+
+@dataclass(frozen=True)
+class Alert:
+    title: str
+    colour: str  # "Success" (SUCCESS), "Error" (FAIL), "Warning"...
+    description: str
+
+
+ALERT = re.compile(
+    r'MuiAlert-color(\w+)[^"]*" role="alert".*?MuiAlertTitle-root[^>]*>([^<]*)</div>'
+    r"(?:<p>([^<]*)</p>)?",
+    flags=re.S,
+)
+
+
+def _test_alerts(dom: str) -> list[Alert]:
+    """The Tests tab's results in the order shown, from their alert boxes."""
+    return [Alert(unescape(t), c, unescape(d)) for c, t, d in ALERT.findall(dom)]
+
+
+def _tests_expected(report: dict[str, Any]) -> list[Alert]:
+    """The Tests tab of the window as xfer decided it: the verdict's test "no drift" (failing on
+    drift), then per calibrated test Evidently's "p-value > threshold", failing where it rejects."""
+    colour = {True: "Error", False: "Success"}
+    alerts = [
+        Alert(
+            "xfer verdict: no drift (every calibrated test above its threshold)",
+            colour[report["drift"]],
+            f"{'drift' if report['drift'] else 'no drift'}: {_verdict_line(report)}",
+        )
+    ]
+    for name, t in report["tests"].items():
+        op = "<=" if t["drift"] else ">"
+        alerts.append(
+            Alert(
+                f"{name}: p-value > {t['threshold']:.4g} (no drift)",
+                colour[t["drift"]],
+                f"{name}: p-value {t['p_value']:.4g} {op} threshold {t['threshold']:.4g}",
+            )
+        )
+    return alerts
 
 
 @pytest.mark.parametrize("kind", ["latest", "drift", "clean"])
@@ -227,32 +292,26 @@ def test_a_window_snapshot_shows_its_calibrated_verdict(
     window = _which(demo, kind)
     report, row = demo.reports[window], rows[window]
     assert row.status == report["status"] == ("drift" if report["drift"] else "no_drift")
-    url = f"{uis['evidently']}/projects/{project}/reports/{row.snapshot}"
-    # the Metrics tab: xfer's verdict as numbers
-    metrics = browser.open(url, ready="Mean value of 'drift'")
-    expected = [_shown("drift", float(report["drift"]))]
-    expected.append(_shown("window_size", report["window_size"]))
-    for name, test in report["tests"].items():
-        expected.append(_shown(f"{name}_p_value", test["p_value"]))
-        expected.append(_shown(f"{name}_threshold", test["threshold"]))
-    if report.get("accuracy"):
-        expected.append(_shown("estimated_accuracy", report["accuracy"]["accuracy"]))
-    missing = [line for line in expected if line not in metrics.text]
-    assert not missing, f"{window}'s snapshot lacks {missing}; it shows {metrics.text[:2000]!r}"
-
-    # the Tests tab: each calibrated test as Evidently's test "p-value > threshold", failing
-    # exactly where xfer's test rejects; the first group of results is xfer's tests
-    tests = browser.click("tab", "Tests", then="All tests")
-    alerts = _test_alerts(tests.dom)
-    for name, test in report["tests"].items():
-        title = f"Mean value of '{name}_p_value': Greater {test['threshold']:.3f}"
-        assert alerts.get(title) == ("Error" if test["drift"] else "Success"), (title, alerts)
-        assert f"Mean value of '{name}_p_value': Actual value {test['p_value']:.3f}" in tests.text
     rejected = sum(t["drift"] for t in report["tests"].values())
-    counts = re.search(r"Tests (\d+) SUCCESS \d+ WARNING (\d+) FAIL", tests.text)
-    assert counts, tests.text[:1500]
-    assert (int(counts[1]), int(counts[2])) == (len(report["tests"]) - rejected, rejected)
     assert (rejected > 0) == report["drift"]  # the verdict is the calibrated tests' union
+    url = f"{uis['evidently']}/projects/{project}/reports/{row.snapshot}"
+    # the Metrics tab: xfer's verdict, then each test's numbers and decision, in that order
+    metrics = browser.open(url, ready="xfer verdict (calibrated tests):")
+    at = 0
+    for line in _metrics_expected(report):
+        found = metrics.text.find(line, at)
+        assert found >= 0, f"{window}'s Metrics tab lacks {line!r} after {metrics.text[:at]!r}"
+        at = found + len(line)
+
+    # the Tests tab: xfer's verdict as one test, then each calibrated test as Evidently's test
+    # "p-value > threshold", failing exactly where xfer's test rejects; nothing else (the
+    # per-column preset's own, uncalibrated tests are left out of the report)
+    tests = browser.click("tab", "Tests", then="All tests")
+    assert _test_alerts(tests.dom) == _tests_expected(report), tests.text[:3000]
+    counts = re.search(r"(\d+) SUCCESS \d+ WARNING (\d+) FAIL (\d+) ERROR", tests.text)
+    assert counts, tests.text[:1500]
+    fails = rejected + int(report["drift"])  # the verdict's test fails with the rejecting ones
+    assert tuple(map(int, counts.groups())) == (len(report["tests"]) + 1 - fails, fails, 0)
     if kind in SHOTS:
         check_screenshot(browser.screenshot(shots / SHOTS[kind]))
 
