@@ -351,6 +351,9 @@ def labels_arrived(orch: Orchestrator, incident_id: str) -> RetrainOutcome | Non
     claimed = incidents.claim_retrain(orch.workdir, incident_id)
     if claimed is None:
         return None
+    # the drift decision that opened the incident asked for labels, not a retrain, and recorded
+    # none: this retrain starts the cool-down (else the next drifted window retrains at once)
+    trigger.start_cooldown(orch.workdir)
     request = RetrainRequest(
         orch.workdir, claimed.feedback, claimed.drift_report, claimed.drift_report, claimed.name
     )

@@ -187,6 +187,7 @@ def test_the_workspace_snapshot_carries_the_verdict_metrics_the_panels_chart(
     assert values["RowCount",] == report.window_size
     assert report.accuracy is not None
     assert values["MeanValue", "estimated_accuracy"] == report.accuracy.accuracy
+    assert values["MeanValue", "model_version"] == 1.0  # reference_version "m/1": version 1
     for name, t in report.tests.items():
         assert values["DriftTestValue", name, "p_value"] == t.p_value
         assert values["DriftTestValue", name, "threshold"] == t.threshold
@@ -195,7 +196,8 @@ def test_the_workspace_snapshot_carries_the_verdict_metrics_the_panels_chart(
     # every panel charts metrics this snapshot has (a panel of another metric would stay empty)
     panels = ws.get_dashboard(project_id("m")).panels
     charted = [(v.metric, v.metric_labels) for p in panels for v in p.values]
-    assert len(charted) == 5 + 2 * len(report.tests)  # verdict, size, 3 estimates, 2 per test
+    # verdict, size, 3 estimates, the version that scored the window, 2 per test
+    assert len(charted) == 6 + 2 * len(report.tests)
     results = [r.metric_value_location.metric.params for r in snap.metric_results.values()]
     for metric, labels in charted:
         assert any(

@@ -17,6 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 SERVICES = {
+    "evidently-ui",
     "postgres",
     "pg-backup",
     "s3",
@@ -93,7 +94,7 @@ def test_compose_has_the_stack_with_healthchecks() -> None:
 
 def test_compose_ports_bind_localhost_by_default_and_xfer_bind_overrides() -> None:
     published = [p for s in _compose()["services"].values() for p in s.get("ports", [])]
-    assert len(published) == 4  # postgres, s3, mlflow, prefect
+    assert len(published) == 5  # postgres, s3, mlflow, prefect, evidently
     assert all(p.startswith("127.0.0.1:") for p in published), published
     opened = [
         p
@@ -425,3 +426,14 @@ def test_readme_documents_every_compose_variable() -> None:
     readme = (INFRA / "README.md").read_text()
     missing = sorted(n for n in names if n not in readme)
     assert not missing, f"infra/README.md does not mention {missing}"
+
+
+def test_compose_serves_the_evidently_workspace_read_only_without_credentials() -> None:
+    services = _compose()["services"]
+    ui = services["evidently-ui"]
+    cmd = ui["command"]
+    assert cmd[:2] == ["evidently", "ui"]
+    assert cmd[cmd.index("--workspace") + 1] == "/work/evidently"  # Workdir.evidently_workspace
+    assert ui["volumes"] == ["xferwork:/work:ro"]
+    assert "environment" not in ui  # it reads the volume, nothing else
+    assert "/api/projects" in " ".join(ui["healthcheck"]["test"])

@@ -5,7 +5,9 @@ it is asked for instead of training (what it runs is tested in tests/loop and te
 
 from __future__ import annotations
 
+import json
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -58,9 +60,14 @@ def test_the_retrain_fires_once_when_the_threshold_is_crossed(
 
     crossing = _import(wd, tmp_path, ["img2,Coat", "img3,Sandal"], "b.csv")
     assert crossing.ready_to_retrain
+    state = Workdir(wd).trigger_state
+    before = json.loads(state.read_text())["drift"].get("last_retrain") if state.exists() else None
     outcome = loop.labels_arrived(orch, inc_id)
     assert outcome is not None and outcome.status == "requested"
     (request,) = orch.requests
+    after = json.loads(state.read_text())["drift"]["last_retrain"]  # the cool-down starts now
+    assert after != before
+    assert abs(datetime.now(UTC) - datetime.fromisoformat(after)) < timedelta(minutes=5)
     inc = IncidentStore(Workdir(wd).incidents).get(inc_id)
     assert inc.state == "retraining" and request.drift_report == inc.drift_reports[-1]
     feedback = Path(request.feedback)  # the ImageFolder `xfer retrain --feedback` reads

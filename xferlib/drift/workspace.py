@@ -30,6 +30,7 @@ from xferlib.drift.estimate import AccuracyEstimate
 
 # the one-row dataset of the label-free accuracy estimate
 ACCURACY_COLUMNS = ("estimated_accuracy", "estimated_accuracy_low", "estimated_accuracy_high")
+VERSION_COLUMN = "model_version"  # the version that scored the window: promotions as steps
 VERDICT_TAB = "xfer verdict"
 _NAMESPACE = uuid.UUID("5d1f8f0e-8f5e-4f0c-9a61-3c4b0a1e7f21")  # project id = uuid5(this, name)
 
@@ -116,8 +117,9 @@ def _snapshot(report: DriftReport, meta: dict[str, str]) -> Any:
     tags = [report.status, f"v{report.reference_version}"]
     metadata = {"report_id": report.report_id, "reference_version": report.reference_version}
     parts: dict[str, Any] = {"metadata": metadata | meta, "tags": tags}
-    if report.accuracy is not None:
-        est = _estimate_model(report.accuracy)
+    extra = _extra_values(report)
+    if extra:
+        est = _extra_model(extra)
         parts |= {
             "metric_results": {**model.metric_results, **est.metric_results},
             "top_level_metrics": model.top_level_metrics + est.top_level_metrics,
@@ -128,12 +130,24 @@ def _snapshot(report: DriftReport, meta: dict[str, str]) -> Any:
     return Snapshot.load_model(SnapshotModel(**{k: getattr(model, k) for k in keep} | parts))
 
 
-def _estimate_model(acc: AccuracyEstimate) -> Any:
-    """The estimate and its interval as MeanValue metrics of a one-row dataset (see module doc)."""
+def _extra_values(report: DriftReport) -> dict[str, float]:
+    """Numbers of the window that are not columns of it: the version that scored it (a step in
+    its chart is a promotion or a rollback) and the accuracy estimate with its interval."""
+    values: dict[str, float] = {}
+    version = report.reference_version.rsplit("/", 1)[-1]  # "3", or "name/3" in a model URI
+    if version.isdigit():
+        values[VERSION_COLUMN] = float(version)
+    acc: AccuracyEstimate | None = report.accuracy
+    if acc is not None:
+        values |= dict(zip(ACCURACY_COLUMNS, (acc.accuracy, acc.low, acc.high), strict=True))
+    return values
+
+
+def _extra_model(values: dict[str, float]) -> Any:
+    """`values` as MeanValue metrics of a one-row dataset (see module doc)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import MeanValue
 
-    values = dict(zip(ACCURACY_COLUMNS, (acc.accuracy, acc.low, acc.high), strict=True))
     data = Dataset.from_pandas(
         pd.DataFrame([values]), data_definition=DataDefinition(numerical_columns=list(values))
     )
@@ -167,6 +181,12 @@ def _panels(report: DriftReport) -> list[Any]:
                 for c in ACCURACY_COLUMNS
             ],
             description="with its interval; absent for a reference without labels",
+        ),
+        line_plot_panel(
+            "Model version scoring the window",
+            [m("MeanValue", "version", column=VERSION_COLUMN)],
+            description="a step up is a promotion, a step down a rollback",
+            size="half",
         ),
     ]
     for name in report.tests:

@@ -184,6 +184,17 @@ def claim(
         atomic_write_json(path, raw)
 
 
+def start_cooldown(workdir: str | os.PathLike[str], now: datetime | None = None) -> None:
+    """Record a retrain that no drift decision recorded (labels that arrived for an incident):
+    the drift cool-down runs from now, so the next drifted windows do not retrain at once."""
+    ctx = Context.load(workdir)
+    when = (now or datetime.now(UTC)).isoformat()
+    with _locked(ctx.wd) as path:
+        raw = _read(path)
+        raw["drift"] = {**raw["drift"], "last_retrain": when}
+        atomic_write_json(path, raw)
+
+
 def release(workdir: str | os.PathLike[str], holder: str, *, undo: bool = False) -> None:
     """Clear the marker if `holder` still holds it; `undo` also restores the streak and cool-down
     (the retrain crashed or never ran, so it must not delay the next one)."""
