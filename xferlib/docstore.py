@@ -3,9 +3,10 @@
 The root is a local directory or an `s3://bucket/prefix` (the same two back ends as the monitoring
 log). One document per key, `<root>/<key>.json`. A change is read -> modify -> conditional write:
 on S3 the write carries the ETag it read (`If-Match`, or `If-None-Match: *` to create), locally
-the compare and the atomic rename run under an exclusive `flock` on `<root>/.lock`. A writer that
-lost the race re-reads and applies its change again, so concurrent workers never overwrite each
-other and a reader never sees half a document. Transient S3 errors are retried by botocore
+the compare and the atomic rename run under an exclusive `flock` on `<root>/.lock` (and `update`
+holds it from its read to its write). A writer that lost a race on S3 re-reads and applies its
+change again, so concurrent workers never overwrite each other and a reader never sees half a
+document. Transient S3 errors are retried by botocore
 (`xferlib.storage`); a lost race is retried here, `attempts` times.
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,14 +82,26 @@ class DocStore:
             atomic_write_bytes(path, data)
             return True
 
-    def update(self, key: str, change: Callable[[Doc | None], Doc], attempts: int = 20) -> Doc:
+    def update(self, key: str, change: Callable[[Doc | None], Doc], attempts: int = 30) -> Doc:
         """Apply `change` (old document or None -> new document) until it lands; the new document.
-        `change` may raise to refuse (nothing is written)."""
-        for _ in range(attempts):
+        `change` may raise to refuse (nothing is written).
+
+        Locally the read, the change and the write all run under the folder's lock, so a change
+        never has to be retried. On S3 a lost race is retried after a jittered, growing pause
+        (without one, eight busy writers on a loaded machine starved each other of 20 attempts)."""
+        if not self.is_s3:
+            with self._locked():
+                got = self.get(key)
+                new = change(got[0] if got else None)
+                data = json.dumps(new, indent=2, sort_keys=True, default=str).encode()
+                atomic_write_bytes(Path(self._uri(key)), data)
+                return new
+        for attempt in range(attempts):
             got = self.get(key)
             new = change(got[0] if got else None)
             if self.put(key, new, got[1] if got else None):
                 return new
+            time.sleep(random.random() * min(1.0, 0.02 * 2**attempt))
         raise ConflictError(
             f"document {key} in {self.root} changed under every one of {attempts} attempts; "
             "retry, and look for a writer stuck in a loop"

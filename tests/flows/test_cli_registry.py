@@ -24,6 +24,8 @@ def xfer(*args: str) -> dict:
     return json.loads(out.stdout)
 
 
+# slow suite (CI runs it): keeps `make test` under its 15-minute budget
+@pytest.mark.slow
 @pytest.mark.usefixtures("mlflow_store")
 def test_history_lineage_rollback_and_predict_through_the_cli(tmp_path: Path, fashion) -> None:
     from xferlib.stages import retrain

@@ -68,6 +68,8 @@ def _weights(root: Path) -> dict[str, torch.Tensor]:
     return torch.load(root / "model" / "model.pt", map_location="cpu", weights_only=True)
 
 
+# slow suite (CI runs it): keeps `make test` under its 15-minute budget
+@pytest.mark.slow
 def test_two_processes_train_like_one_and_only_rank0_writes(
     prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -120,11 +120,21 @@ def _fire_drift_event_and_read_the_retrain_run(timeout: float = 30.0) -> dict[st
     pytest.fail(f"no retrain flow run within {timeout:.0f}s of the drift event")
 
 
+# slow suite (CI runs it): keeps `make test` under its 15-minute budget
+@pytest.mark.slow
 def test_init_creates_pools_and_deploys_prefect_yaml_with_nothing_baked_from_the_deployer(
     tmp_path: Path,
 ) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     started = time.monotonic()
-    with restored_environ(), Services(tmp_path / "prefect-home", log_dir=tmp_path) as services:
+    with (
+        restored_environ(),
+        Services(tmp_path / "prefect-home", log_dir=tmp_path) as services,
+        # the settings Prefect took from the environment when an earlier test imported it would
+        # point the clients below elsewhere: this test's server, explicitly
+        temporary_settings(updates={PREFECT_API_URL: services.api_url}),
+    ):
         _run_init(services, tmp_path / "init.log")
         pools, deployments, automations = _read_all()
 

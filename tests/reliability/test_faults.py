@@ -32,6 +32,8 @@ def _set(wd: Path, section: str, **values: object) -> None:
     (wd / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
+# slow suite (CI runs it): keeps `make test` under its 15-minute budget
+@pytest.mark.slow
 def test_kill_9_mid_training_then_resume_ends_with_the_same_weights_as_an_uninterrupted_run(
     base_wd: Path, tmp_path: Path
 ) -> None:
@@ -292,6 +294,8 @@ def hanging_webhook() -> Iterator[str]:
     sock.close()
 
 
+# slow suite (CI runs it): keeps `make test` under its 15-minute budget
+@pytest.mark.slow
 def test_a_hanging_webhook_delays_the_monitor_stage_boundedly_and_never_breaks_it(
     wd: Path, tmp_path: Path, fashion_xy, hanging_webhook: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
