@@ -13,16 +13,15 @@ document. Transient S3 errors are retried by botocore
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xferlib.atomic import atomic_write_bytes, sha256_bytes
+from xferlib.atomic import atomic_write_bytes, exclusive_lock, sha256_bytes
 
 Doc = dict[str, Any]
 _SUFFIX = ".json"
@@ -123,13 +122,5 @@ class DocStore:
             if n.endswith(_SUFFIX) and "/" not in n and not n.startswith(".")
         )
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        root = Path(self.root)
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return exclusive_lock(Path(self.root) / ".lock")

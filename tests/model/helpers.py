@@ -21,3 +21,17 @@ def make_images(n: int = 48, size: int = 12, seed: int = 0) -> ImageSet:
 def make_model(seed: int = 0, num_classes: int = 3) -> Classifier:
     torch.manual_seed(seed)
     return Classifier(create_backbone("tiny", pretrained=False, image_size=12), num_classes)
+
+
+class Killed(RuntimeError):
+    """What `kill_after` raises: a run stopped mid-training, as a kill would stop it."""
+
+
+def kill_after(epoch: int):
+    """An `on_epoch` callback that stops the run right after `epoch` (its checkpoint written)."""
+
+    def on_epoch(e: int, row: dict) -> None:
+        if e == epoch:
+            raise Killed(f"simulated kill after epoch {e}")
+
+    return on_epoch

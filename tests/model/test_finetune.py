@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.model.helpers import make_images, make_model
+from tests.model.helpers import Killed, kill_after, make_images, make_model
 from xferlib.config import FinetuneParams
 from xferlib.data.imageset import ImageSet
 from xferlib.finetune import (
@@ -96,18 +96,6 @@ def _state(model) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-class _Killed(RuntimeError):
-    pass
-
-
-def _kill_after(epoch: int):
-    def on_epoch(e: int, row: dict) -> None:
-        if e == epoch:
-            raise _Killed(f"simulated kill after epoch {e}")
-
-    return on_epoch
-
-
 @pytest.mark.parametrize("strategy", ["gradual_unfreeze", "lp_ft"])
 def test_resume_after_a_kill_gives_bit_identical_weights(tmp_path, images, strategy) -> None:
     cfg = FinetuneParams(strategy=strategy, lp_epochs=2, label_smoothing=0.1, **FAST)
@@ -116,8 +104,8 @@ def test_resume_after_a_kill_gives_bit_identical_weights(tmp_path, images, strat
     expected = fine_tune(whole, images, val, cfg)
 
     ckpt = tmp_path / "ckpt"
-    with pytest.raises(_Killed):
-        fine_tune(make_model(), images, val, cfg, checkpoint_dir=ckpt, on_epoch=_kill_after(1))
+    with pytest.raises(Killed):
+        fine_tune(make_model(), images, val, cfg, checkpoint_dir=ckpt, on_epoch=kill_after(1))
     assert (ckpt / "last.pt").is_file()
     resumed = make_model(seed=123)  # different init: everything must come from the checkpoint
     result = fine_tune(resumed, images, val, cfg, checkpoint_dir=ckpt, resume=True)
@@ -131,8 +119,8 @@ def test_resume_after_a_kill_gives_bit_identical_weights(tmp_path, images, strat
 
 def test_resume_refuses_a_checkpoint_from_other_params(tmp_path, images) -> None:
     cfg = FinetuneParams(strategy="full", **FAST)
-    with pytest.raises(_Killed):
-        fine_tune(make_model(), images, None, cfg, checkpoint_dir=tmp_path, on_epoch=_kill_after(0))
+    with pytest.raises(Killed):
+        fine_tune(make_model(), images, None, cfg, checkpoint_dir=tmp_path, on_epoch=kill_after(0))
     other = dataclasses.replace(cfg, lr_head=0.5)
     with pytest.raises(ValueError, match="lr_head"):
         fine_tune(make_model(), images, None, other, checkpoint_dir=tmp_path, resume=True)

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from tests.model.helpers import make_images, make_model
+from tests.model.helpers import Killed, kill_after, make_images, make_model
 from xferlib.config import ConfigError, FinetuneParams, load_params
 from xferlib.finetune import fine_tune
 from xferlib.finetune.recipe import WARMUP_START, batch_mix, image_transform
@@ -27,18 +27,6 @@ RECIPE = dict(
     ema_decay=0.9,
     label_smoothing=0.1,
 )
-
-
-class _Killed(RuntimeError):
-    pass
-
-
-def _kill_after(epoch: int):
-    def on_epoch(e: int, row: dict) -> None:
-        if e == epoch:
-            raise _Killed(f"simulated kill after epoch {e}")
-
-    return on_epoch
 
 
 def test_policy_transform_resizes_and_changes_uint8_images_deterministically() -> None:
@@ -100,8 +88,8 @@ def test_resume_with_the_whole_recipe_gives_bit_identical_weights(tmp_path, imag
     whole = make_model()
     expected = fine_tune(whole, images, val, cfg)
     ckpt = tmp_path / "ckpt"
-    with pytest.raises(_Killed):
-        fine_tune(make_model(), images, val, cfg, checkpoint_dir=ckpt, on_epoch=_kill_after(2))
+    with pytest.raises(Killed):
+        fine_tune(make_model(), images, val, cfg, checkpoint_dir=ckpt, on_epoch=kill_after(2))
     resumed = make_model(seed=123)
     result = fine_tune(resumed, images, val, cfg, checkpoint_dir=ckpt, resume=True)
     want, got = whole.state_dict(), resumed.state_dict()

@@ -15,16 +15,15 @@ built-in types: the `evidently ui` process needs no xfer class to read the snaps
 
 from __future__ import annotations
 
-import fcntl
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from xferlib.atomic import exclusive_lock
 from xferlib.drift.check import DriftReport
 from xferlib.drift.estimate import AccuracyEstimate
 
@@ -77,16 +76,9 @@ def record_window(
     return str(ref.id)
 
 
-@contextmanager
-def _locked(workspace: Path) -> Iterator[None]:
+def _locked(workspace: Path) -> AbstractContextManager[None]:
     """An exclusive lock on the workspace (a dot file: Evidently lists only UUID folders)."""
-    workspace.mkdir(parents=True, exist_ok=True)
-    with open(workspace / ".xfer.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return exclusive_lock(workspace / ".xfer.lock")
 
 
 def _project(ws: Any, model_name: str) -> Any:

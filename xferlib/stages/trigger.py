@@ -10,14 +10,13 @@ orchestration (the Prefect event, the deployment's concurrency limit of 1) sits 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xferlib.atomic import atomic_write_json
+from xferlib.atomic import atomic_write_json, exclusive_lock
 from xferlib.context import Context, read_json
 from xferlib.stages.results import Decision, DriftResult
 from xferlib.workdir import Workdir
@@ -28,13 +27,8 @@ if TYPE_CHECKING:
 
 @contextlib.contextmanager
 def _locked(wd: Workdir) -> Iterator[Path]:
-    wd.state.mkdir(parents=True, exist_ok=True)
-    with open(wd.trigger_lock, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield wd.trigger_state
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with exclusive_lock(wd.trigger_lock):
+        yield wd.trigger_state
 
 
 def _send(
